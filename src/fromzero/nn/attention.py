@@ -1,0 +1,106 @@
+"""Multi-head self-attention on ``torch.nn.functional.scaled_dot_product_attention``.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d) + M) V        (Vaswani et al., 2017)
+
+with M = 0 where a query may attend to a key and -inf elsewhere (causal
+and/or padding). Grouped-query attention (Ainslie et al., 2023) shares each
+key/value head among ``n_head / n_kv_head`` query heads; n_kv_head == n_head
+is ordinary multi-head attention, n_kv_head == 1 is multi-query attention.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fromzero.nn.kv_cache import KVCache
+from fromzero.nn.positions import RotaryEmbedding
+
+
+def causal_mask(q_len: int, kv_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(q_len, kv_len) bool, True where query i (the last q_len of kv_len positions) sees key j."""
+    offset = kv_len - q_len
+    q_pos = torch.arange(q_len, device=device).unsqueeze(1) + offset
+    return torch.arange(kv_len, device=device).unsqueeze(0) <= q_pos
+
+
+def build_attention_mask(key_padding: torch.Tensor | None, q_len: int, kv_len: int, causal: bool,
+                   device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Combine causality and key padding into a (B or 1, 1, q_len, kv_len) bool mask.
+
+    ``key_padding`` (B, kv_len) is True for real tokens. Every query also sees
+    its own position, so no row is fully masked (a fully masked row would make
+    softmax produce NaN at padded queries, whose outputs are ignored anyway).
+    Returns None when nothing needs masking beyond what ``is_causal`` gives.
+    """
+    if key_padding is None and (not causal or q_len == 1):
+        return None
+    if causal:
+        mask = causal_mask(q_len, kv_len, device)
+    else:
+        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
+    mask = mask.view(1, 1, q_len, kv_len)
+    if key_padding is not None:
+        mask = mask & key_padding[:, None, None, :].bool()
+        own = torch.zeros(q_len, kv_len, dtype=torch.bool, device=device)
+        own[torch.arange(q_len), torch.arange(kv_len - q_len, kv_len)] = True
+        mask = mask | own.view(1, 1, q_len, kv_len)
+    return mask
+
+
+class SelfAttention(nn.Module):
+    """Multi-head (optionally grouped-query) self-attention with an optional KV cache.
+
+    One fused projection produces queries, keys and values (one matmul instead
+    of three); ``proj`` maps the concatenated heads back to the model width.
+    """
+
+    def __init__(self, dim: int, n_head: int, n_kv_head: int | None = None, *, causal: bool = True,
+                 bias: bool = True, dropout: float = 0.0, rope: RotaryEmbedding | None = None) -> None:
+        super().__init__()
+        n_kv_head = n_kv_head or n_head
+        if dim % n_head or n_head % n_kv_head:
+            raise ValueError(f"dim {dim}, n_head {n_head}, n_kv_head {n_kv_head} do not divide")
+        self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, dim // n_head
+        self.causal = causal
+        self.qkv = nn.Linear(dim, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.proj.is_residual_projection = True  # scaled init, see models/gpt.py
+        self.dropout = dropout
+        self.resid_dropout = nn.Dropout(dropout)
+        self.rope = rope
+
+    def forward(self, x: torch.Tensor, *, positions: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                layer: int = 0) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C).
+
+        positions (B, T) or (T,): absolute positions, used by RoPE.
+        mask: bool (B|1, 1, T, S) from :func:`build_attention_mask`, or None to use
+        plain causal (or no) masking. cache: keys/values of earlier positions.
+        """
+        B, T, C = x.shape
+        hd = self.head_dim
+        q, k, v = self.qkv(x).split([self.n_head * hd, self.n_kv_head * hd, self.n_kv_head * hd], dim=-1)
+        q = q.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_kv_head, hd).transpose(1, 2)  # (B, Hkv, T, D)
+        v = v.view(B, T, self.n_kv_head, hd).transpose(1, 2)
+        if self.rope is not None:
+            if positions is None:
+                positions = torch.arange(T, device=x.device) + (cache.length if cache else 0)
+            q, k = self.rope(q, k, positions)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, Hkv, S, D), S = cached + T
+        if self.n_kv_head != self.n_head:
+            groups = self.n_head // self.n_kv_head
+            k = k.repeat_interleave(groups, dim=1)
+            v = v.repeat_interleave(groups, dim=1)
+        # is_causal only for the square no-cache case: SDPA's causal mask is top-left aligned.
+        is_causal = mask is None and self.causal and T > 1 and k.shape[2] == T
+        if mask is None and self.causal and T > 1 and not is_causal:
+            mask = causal_mask(T, k.shape[2], x.device).view(1, 1, T, -1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.proj(y))
