@@ -1,0 +1,214 @@
+"""The ``fromzero`` command: parse arguments and dispatch. No logic lives here.
+
+User errors (fromzero.errors.FromZeroError) print as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fromzero.errors import FromZeroError
+
+USAGE_EXAMPLES = """examples:
+  fromzero prepare bundled:pride_and_prejudice --out data/pp --tokenizer char
+  fromzero pretrain recipes/quickstart.yaml --out runs/qs --train.max_steps=50
+  fromzero pretrain recipes/quickstart.yaml --out runs/qs --resume
+  fromzero generate runs/qs --prompt "Elizabeth" --max-tokens 200 --temperature 0.8
+  fromzero eval runs/qs --data my_heldout.txt
+  fromzero info runs/qs
+"""
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from fromzero.data.shards import prepare_corpus
+    from fromzero.data.tokenizers import TokenizerConfig
+
+    cfg = TokenizerConfig(kind=args.tokenizer, vocab_size=args.vocab_size, lowercase=args.lowercase)
+    info = prepare_corpus(args.inputs, args.out, cfg, val_fraction=args.val_fraction, seed=args.seed,
+                          text_field=args.text_field)
+    meta = info.meta
+    print(f"wrote {args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens, "
+          f"vocab {meta['vocab_size']:,} ({meta['tokenizer_kind']}), dtype {meta['dtype']}")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
+    if args.help_config:
+        from fromzero.config import describe
+        from fromzero.train.recipe import PretrainRecipe
+
+        print("\n".join(describe(PretrainRecipe)))
+        return 0
+    from fromzero.train.pretrain import pretrain
+
+    result = pretrain(args.recipe, overrides, out=args.out, resume=args.resume, progress=not args.no_progress)
+    tr = result.train
+    print(f"\nrun directory: {result.run_dir}")
+    val = f"{tr.val_loss:.4f}" if tr.val_loss is not None else "n/a"
+    print(f"step {tr.step}: train loss {tr.train_loss:.4f}, val loss {val} "
+          f"(unigram-entropy baseline {result.unigram_entropy:.4f} nats/token), {tr.elapsed_s:.0f}s"
+          + (" [stopped early]" if tr.stopped_early else ""))
+    for prompt, text in zip(result.prompts, result.samples, strict=True):
+        print(f"\n--- sample (prompt {prompt!r}) ---\n{prompt}{text}")
+    return 0
+
+
+def _sampling(args: argparse.Namespace):
+    from fromzero.config import from_dict
+    from fromzero.generation import SamplingConfig
+
+    values = {"max_new_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
+              "top_p": args.top_p, "stop": args.stop or [], "seed": args.seed, "greedy": args.greedy}
+    return from_dict(SamplingConfig, values, file="command line")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from fromzero.generation import generate_text, stream_text
+    from fromzero.run_dir import load_run
+
+    run = load_run(args.run_dir)
+    cfg = _sampling(args)
+    prompts = args.prompt or ["\n"]
+    if len(prompts) == 1 and not args.no_stream:
+        sys.stdout.write(prompts[0])
+        for delta in stream_text(run.model, run.tokenizer, prompts[0], cfg):
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    for prompt, text in zip(prompts, generate_text(run.model, run.tokenizer, prompts, cfg), strict=True):
+        print(f"--- {prompt!r} ---\n{prompt}{text}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from fromzero.atomic import write_text
+    from fromzero.data.shards import load_shards
+    from fromzero.eval.perplexity import encode_files, perplexity
+    from fromzero.run_dir import load_run
+
+    run = load_run(args.run_dir)
+    if args.data:
+        tokens, source = encode_files(run, args.data, args.text_field), " ".join(args.data)
+    else:
+        _, tokens, _ = load_shards(run.path / "data")
+        source = "validation split"
+    result = perplexity(run, tokens, seq_len=args.seq_len, batch_size=args.batch_size, stride=args.stride)
+    print(f"{source}: loss {result['loss']:.4f} nats/token, perplexity {result['ppl']:.3f}, "
+          f"{result['bits_per_token']:.4f} bits/token over {result['tokens']:,} tokens")
+    out = run.path / "eval.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous[source] = result
+    write_text(out, json.dumps(previous, indent=1))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from fromzero.train.budget import estimate, human
+
+    target = Path(args.target)
+    if target.is_dir():
+        from fromzero.run_dir import load_run
+
+        run = load_run(target, with_weights=False)
+        model_cfg, train = run.model_config, run.config.get("train", {})
+    else:
+        from fromzero.train.recipe import load_recipe
+
+        recipe = load_recipe(target, args.overrides)
+        model_cfg, train = recipe.model_config(file=str(target)), {"batch_size": recipe.train.batch_size,
+                                                                    "seq_len": recipe.train.seq_len}
+    batch = args.batch_size or train.get("batch_size") or 1
+    est = estimate(model_cfg, seq_len=train.get("seq_len"), batch_size=batch)
+    p, f, m = est["parameters"], est["flops_per_token"], est["memory_bytes"]
+    print(f"model: {type(model_cfg).__name__} {json.dumps(_plain(model_cfg))}")
+    print(f"parameters: {p['total']:,} total, {p['non_embedding']:,} non-embedding ({human(p['total'])})")
+    print(f"FLOPs per token: {human(f['forward'])} forward, {human(f['training'])} training (3x)")
+    print(f"training memory (AdamW fp32, batch {batch}, context {est['assumptions']['seq_len']}): "
+          f"{human(m['weights_grads_adamw'], 'B')} weights+grads+optimizer, "
+          f"{human(m['activations'], 'B')} activations, ~{human(m['total'], 'B')} total (estimate)")
+    return 0
+
+
+def _plain(cfg) -> dict:
+    from fromzero.config import to_dict
+
+    return to_dict(cfg)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fromzero", description="Develop large models from zero.",
+                                     epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="train a tokenizer and write token shards")
+    p.add_argument("inputs", nargs="+", help=".txt/.jsonl files, folders, or bundled:NAME")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tokenizer", default="char", choices=["char", "bpe", "wordpiece", "unigram"])
+    p.add_argument("--vocab-size", type=int, default=8000, help="target vocabulary (not for char)")
+    p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--text-field", default="text", help="JSONL field holding the text")
+
+    p = sub.add_parser("pretrain", help="pretrain a model from a recipe; extra --section.key=value override it")
+    p.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in defaults)")
+    p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in the run directory")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
+
+    p = sub.add_parser("generate", help="generate text from a run directory (streams with a KV cache)")
+    p.add_argument("run_dir")
+    p.add_argument("--prompt", action="append", help="prompt text; repeat for a batch")
+    p.add_argument("--max-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--stop", action="append", help="stop string; repeatable")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--no-stream", action="store_true")
+
+    p = sub.add_parser("eval", help="loss and perplexity on held-out text")
+    p.add_argument("run_dir")
+    p.add_argument("--data", nargs="+", help="files or folders (default: the run's validation split)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: seq-len, no overlap)")
+
+    p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
+    p.add_argument("target", help="run directory or recipe YAML")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.set_defaults(overrides=[])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if a.startswith("--") and "=" in a]
+    unknown = [a for a in extra if a not in overrides]
+    if unknown or (overrides and args.command not in ("pretrain", "info")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    if args.command == "info":
+        args.overrides = overrides
+    try:
+        if args.command == "pretrain":
+            return _pretrain(args, overrides)
+        handler = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info}[args.command]
+        return handler(args)
+    except FromZeroError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact (use --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Atomic, resumable checkpoints in safetensors + JSON (nothing is pickled).
+
+Layout::
+
+    checkpoints/step_000200/
+        model.safetensors       weights (tied tensors stored once)
+        optimizer.safetensors   optimizer state tensors + RNG states
+        state.json              step, trainer state, optimizer hyperparameters, data position
+
+A checkpoint is written into ``checkpoints/.tmp-step_000200``, every file is
+fsynced, then the folder is renamed. A crash at any point leaves either no
+new checkpoint or a complete one; earlier checkpoints are untouched. Old
+checkpoints beyond ``keep_last`` are removed only after the new one exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from fromzero.atomic import fsync_dir
+from fromzero.errors import CheckpointError
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    step: int
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[Checkpoint]:
+    """Complete checkpoints in ``ckpt_dir``, oldest first (temp folders are ignored)."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = []
+    for child in ckpt_dir.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / "state.json").is_file():
+            found.append(Checkpoint(child, int(match.group(1))))
+    return sorted(found, key=lambda c: c.step)
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Checkpoint | None:
+    found = list_checkpoints(ckpt_dir)
+    return found[-1] if found else None
+
+
+def remove_stale_temps(ckpt_dir: str | Path) -> None:
+    """Delete half-written ``.tmp-*`` folders left by a crash during a save."""
+    ckpt_dir = Path(ckpt_dir)
+    if ckpt_dir.is_dir():
+        for child in ckpt_dir.glob(".tmp-*"):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split the optimizer state dict into tensors (for safetensors) and JSON-able structure."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for name, value in state.items():
+            key = f"state.{idx}.{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().cpu().contiguous()
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                       meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in meta["scalars"].items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    rng = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"rng.cuda.{i}"] = s
+    return rng
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    state: dict[str, Any], keep_last: int = 0) -> Checkpoint:
+    """Write checkpoint ``step`` atomically; then prune to the ``keep_last`` newest (0 keeps all)."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / f"step_{step:06d}"
+    tmp = ckpt_dir / f".tmp-step_{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_model(model, str(tmp / "model.safetensors"))
+        opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+        save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "optimizer.safetensors"))
+        payload = {"format_version": 1, "step": step, "optimizer": opt_meta, **state}
+        (tmp / "state.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        for f in tmp.iterdir():
+            _fsync_file(f)
+        fsync_dir(tmp)
+        if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        fsync_dir(ckpt_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if keep_last > 0:
+        for old in list_checkpoints(ckpt_dir)[:-keep_last]:
+            shutil.rmtree(old.path, ignore_errors=True)
+    return Checkpoint(final, step)
+
+
+def load_checkpoint(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    restore_rng: bool = True) -> dict[str, Any]:
+    """Load weights (and optimizer + RNG state) from ``ckpt``; return its state.json payload."""
+    try:
+        payload = json.loads((ckpt.path / "state.json").read_text(encoding="utf-8"))
+        missing, unexpected = load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{ckpt.path}/model.safetensors does not match the model: missing {sorted(missing)[:3]}, "
+                f"unexpected {sorted(unexpected)[:3]}; was the recipe's model section changed?")
+        if optimizer is not None or restore_rng:
+            tensors = load_file(str(ckpt.path / "optimizer.safetensors"))
+            if optimizer is not None:
+                _restore_optimizer(optimizer, tensors, payload["optimizer"])
+            if restore_rng:
+                _restore_rng(tensors)
+    except (OSError, json.JSONDecodeError, SafetensorError, KeyError) as err:
+        raise CheckpointError(f"{ckpt.path}: unreadable checkpoint ({err}); resume from an older one "
+                              "by deleting this folder") from None
+    return payload

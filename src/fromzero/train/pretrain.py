@@ -1,0 +1,121 @@
+"""Pretraining, end to end: recipe -> data -> model -> Trainer -> run directory -> samples."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_model
+
+from fromzero.atomic import write_text, write_with
+from fromzero.config import dump_yaml, load_yaml
+from fromzero.data.loader import RandomWindows
+from fromzero.data.shards import load_shards, prepare_corpus
+from fromzero.data.tokenizers import Tokenizer
+from fromzero.errors import CheckpointError
+from fromzero.generation import generate_text
+from fromzero.models import build_model
+from fromzero.objectives import CausalLM
+from fromzero.train.loggers import plot_losses
+from fromzero.train.recipe import PretrainRecipe, load_recipe, resolved_dict
+from fromzero.train.trainer import Trainer, TrainResult
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    train: TrainResult
+    prompts: list[str]
+    samples: list[str]
+    unigram_entropy: float
+
+
+def _run_dir_for(recipe: PretrainRecipe, recipe_path: str | Path | None, out: str | Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    if recipe.out:
+        return Path(recipe.out)
+    stem = Path(recipe_path).stem if recipe_path else "run"
+    return Path("runs") / stem
+
+
+def _check_fresh(run_dir: Path) -> None:
+    """Refuse to overwrite an existing run (nothing already written is lost)."""
+    if (run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists():
+        raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, or choose "
+                              "another --out")
+
+
+def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
+    """Refuse to resume with a different model, data or seed."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
+    previous = load_yaml(config_path)
+    for section in ("model", "data", "seed"):
+        if previous.get(section) != saved.get(section):
+            raise CheckpointError(f"{config_path}: '{section}' differs from the recipe; a resumed run must use "
+                                  "the same model, data and seed (change train.* / optim.* only)")
+
+
+def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress: bool):
+    data_dir = run_dir / "data"
+    if recipe.data.prepared:
+        return load_shards(recipe.data.prepared), Path(recipe.data.prepared)
+    if resume and (data_dir / "meta.json").exists():
+        return load_shards(data_dir), data_dir
+    prepare_corpus(recipe.data.inputs, data_dir, recipe.data.tokenizer, val_fraction=recipe.data.val_fraction,
+                   seed=recipe.seed, text_field=recipe.data.text_field, progress=progress)
+    return load_shards(data_dir), data_dir
+
+
+def unigram_entropy(tokens) -> float:
+    """Entropy (nats/token) of the token frequency distribution: the loss of a model that ignores context."""
+    counts = torch.bincount(torch.from_numpy(tokens.astype("int64")))
+    p = counts[counts > 0].double() / counts.sum()
+    return float(-(p * p.log()).sum())
+
+
+def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
+             out: str | Path | None = None, resume: bool = False, progress: bool = True) -> PretrainResult:
+    """Run (or resume) a pretraining recipe; returns the run directory, final metrics and samples."""
+    recipe = load_recipe(recipe_path, overrides)
+    run_dir = _run_dir_for(recipe, recipe_path, out)
+    if not resume:
+        _check_fresh(run_dir)
+    torch.manual_seed(recipe.seed)
+    (train_tokens, val_tokens, meta), data_dir = _prepare_data(recipe, run_dir, resume, progress)
+    tokenizer = Tokenizer.load(data_dir / "tokenizer.json")
+    file = str(recipe_path) if recipe_path else None
+    model_cfg = recipe.model_config(vocab_size=tokenizer.vocab_size, file=file)
+    saved = resolved_dict(recipe, model_cfg)
+    if resume:
+        _check_resumable(run_dir, saved)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_yaml(saved))
+    tokenizer.save(run_dir / "tokenizer.json")
+
+    torch.manual_seed(recipe.seed)  # init depends only on the seed, not on data preparation
+    model = build_model(model_cfg)
+    seq_len = recipe.train.seq_len or model_cfg.block_size
+    train_src = RandomWindows(train_tokens, seq_len, recipe.train.batch_size, seed=recipe.seed)
+    val_src = RandomWindows(val_tokens, seq_len, recipe.train.batch_size, seed=recipe.seed + 1) \
+        if len(val_tokens) > seq_len else None
+    trainer = Trainer(model, CausalLM(), train_src, val_src, recipe.train, recipe.optim, run_dir,
+                      progress=progress)
+    result = trainer.fit(resume=resume)
+
+    write_with(run_dir / "model.safetensors", lambda tmp: save_model(trainer.model, str(tmp)))
+    plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=f"{run_dir.name}")
+    entropy = unigram_entropy(train_tokens)
+    summary = {"step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
+               "best_val_loss": result.best_val_loss, "unigram_entropy": entropy,
+               "stopped_early": result.stopped_early, "device": str(trainer.device),
+               "precision": trainer.precision, "meta": meta}
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
+    prompts = list(recipe.sample.prompts)
+    samples = generate_text(trainer.model.eval(), tokenizer, prompts, recipe.sample.generation)
+    return PretrainResult(run_dir, result, prompts, samples, entropy)

@@ -1,0 +1,41 @@
+"""Shared fixtures: a small slice of the bundled corpus and a tiny trained run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fromzero.data.corpus import resolve_input
+
+TINY_OVERRIDES = [
+    "--model.name=gpt-char-tiny", "--model.block_size=32", "--train.batch_size=8", "--train.threads=1",
+    "--train.log_every=5", "--train.eval_every=10", "--train.eval_batches=2", "--train.ckpt_every=10",
+    "--train.keep_last=0", "--optim.warmup_steps=5", "--optim.lr=3e-3", "--sample.generation.max_new_tokens=20",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    """Recipe overrides that make any run tiny and fast (single-threaded, so deterministic)."""
+    return list(TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 60k characters of Pride and Prejudice."""
+    text = resolve_input("bundled:pride_and_prejudice").read_text(encoding="utf-8")[:60_000]
+    path = tmp_path_factory.mktemp("corpus") / "pp_small.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
+    """A tiny GPT trained for 30 steps (seconds) into a run directory."""
+    from fromzero.train.pretrain import pretrain
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    pretrain(None, [*TINY_OVERRIDES, f"--data.inputs=[{small_corpus}]", "--train.max_steps=30"],
+             out=out, progress=False)
+    return out
