@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fromzero.cli import main
+from fromzero.errors import TrainingDivergedError
 from fromzero.run_dir import load_run
 
 
@@ -124,3 +125,16 @@ def test_prepare_command(tmp_path: Path, small_corpus: Path, capsys: pytest.Capt
 def test_missing_run_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["generate", str(tmp_path / "nope"), "--prompt", "x"]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_run_killed_before_first_checkpoint_can_resume(tmp_path: Path, small_corpus: Path,
+                                                       tiny_overrides: list[str]) -> None:
+    from fromzero.train.pretrain import pretrain
+
+    out = tmp_path / "run"
+    args = [*tiny_overrides, f"--data.inputs=[{small_corpus}]", "--train.max_steps=6"]
+    with pytest.raises(TrainingDivergedError, match="No checkpoint was written yet"):
+        pretrain(None, [*args, "--optim.lr=1e30", "--optim.warmup_steps=0"], out=out, progress=False)
+    assert (out / "config.yaml").exists() and not list((out / "checkpoints").glob("step_*"))
+    result = pretrain(None, args, out=out, resume=True, progress=False)  # a sane lr this time
+    assert result.train.step == 6 and math.isfinite(result.train.train_loss)

@@ -119,8 +119,9 @@ def _info(args: argparse.Namespace) -> int:
         from fromzero.train.recipe import load_recipe
 
         recipe = load_recipe(target, args.overrides)
-        model_cfg, train = recipe.model_config(file=str(target)), {"batch_size": recipe.train.batch_size,
-                                                                    "seq_len": recipe.train.seq_len}
+        model_cfg = recipe.model_config(file=str(target))
+        train = {"batch_size": recipe.train.batch_size, "seq_len": recipe.train.seq_len}
+        print(f"note: vocab_size {model_cfg.vocab_size} is the recipe's; pretrain sets it from the tokenizer")
     batch = args.batch_size or train.get("batch_size") or 1
     est = estimate(model_cfg, seq_len=train.get("seq_len"), batch_size=batch)
     p, f, m = est["parameters"], est["flops_per_token"], est["memory_bytes"]

@@ -4,7 +4,8 @@
     run_dir/tokenizer.json     Hugging Face tokenizers file
     run_dir/model.safetensors  final weights (else the latest checkpoint's)
     run_dir/checkpoints/       resumable checkpoints
-    run_dir/metrics.jsonl, tensorboard/, plots/
+    run_dir/data/              token shards the run trained on (train.bin, val.bin, meta.json)
+    run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
 
 Everything that consumes a trained model (generate, eval, info, serve,
 export) goes through :func:`load_run`.

@@ -32,7 +32,8 @@ def build_attention_mask(key_padding: torch.Tensor | None, q_len: int, kv_len: i
     ``key_padding`` (B, kv_len) is True for real tokens. Every query also sees
     its own position, so no row is fully masked (a fully masked row would make
     softmax produce NaN at padded queries, whose outputs are ignored anyway).
-    Returns None when nothing needs masking beyond what ``is_causal`` gives.
+    Returns None when no mask is needed at all (no padding and either
+    non-causal or a single query).
     """
     if key_padding is None and (not causal or q_len == 1):
         return None

@@ -43,6 +43,6 @@ class SwiGLU(nn.Module):
 
 
 def swiglu_hidden(dim: int, multiple_of: int = 64) -> int:
-    """Llama's hidden size: 2/3 of 4*dim (same parameter count as a GELU MLP), rounded up."""
+    """Llama's hidden size: 2/3 of 4*dim (about a GELU MLP's parameter count), rounded up to ``multiple_of``."""
     hidden = int(2 * 4 * dim / 3)
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)

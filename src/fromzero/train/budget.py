@@ -1,6 +1,7 @@
 """What a model costs: parameters, FLOPs per token, and training memory (estimates).
 
-FLOPs per token (Kaplan et al. 2020; PaLM appendix B), for context T:
+FLOPs per token (Kaplan et al. 2020 for 2N; the 4*L*T*C attention term as counted
+in the PaLM paper, Chowdhery et al. 2022, appendix B), for context T:
     forward  = 2 * (weights of all matmuls, incl. the output projection) + 4 * L * T * C
     training = 3 * forward        (the backward pass costs about twice the forward)
 Training memory with AdamW in fp32: 4 (weights) + 4 (grads) + 8 (two moments)

@@ -11,6 +11,8 @@ A checkpoint is written into ``checkpoints/.tmp-step_000200``, every file is
 fsynced, then the folder is renamed. A crash at any point leaves either no
 new checkpoint or a complete one; earlier checkpoints are untouched. Old
 checkpoints beyond ``keep_last`` are removed only after the new one exists.
+(Re-saving an existing step moves the old folder aside before the rename; a
+crash in that instant loses only that step, never an earlier one.)
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def remove_stale_temps(ckpt_dir: str | Path) -> None:
     """Delete half-written ``.tmp-*`` folders left by a crash during a save."""
     ckpt_dir = Path(ckpt_dir)
     if ckpt_dir.is_dir():
-        for child in ckpt_dir.glob(".tmp-*"):
+        for child in [*ckpt_dir.glob(".tmp-*"), *ckpt_dir.glob(".old-*")]:
             shutil.rmtree(child, ignore_errors=True)
 
 
@@ -131,10 +133,13 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
         for f in tmp.iterdir():
             _fsync_file(f)
         fsync_dir(tmp)
-        if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
-            shutil.rmtree(final)
+        old = ckpt_dir / f".old-step_{step:06d}"
+        if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
         os.rename(tmp, final)
         fsync_dir(ckpt_dir)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,6 +19,7 @@ from fromzero.errors import CheckpointError
 from fromzero.generation import generate_text
 from fromzero.models import build_model
 from fromzero.objectives import CausalLM
+from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses
 from fromzero.train.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.train.trainer import Trainer, TrainResult
@@ -52,8 +53,6 @@ def _check_fresh(run_dir: Path) -> None:
 def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
     """Refuse to resume with a different model, data or seed."""
     config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
     previous = load_yaml(config_path)
     for section in ("model", "data", "seed"):
         if previous.get(section) != saved.get(section):
@@ -86,6 +85,8 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     run_dir = _run_dir_for(recipe, recipe_path, out)
     if not resume:
         _check_fresh(run_dir)
+    elif not (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
     torch.manual_seed(recipe.seed)
     (train_tokens, val_tokens, meta), data_dir = _prepare_data(recipe, run_dir, resume, progress)
     tokenizer = Tokenizer.load(data_dir / "tokenizer.json")
@@ -106,7 +107,8 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
         if len(val_tokens) > seq_len else None
     trainer = Trainer(model, CausalLM(), train_src, val_src, recipe.train, recipe.optim, run_dir,
                       progress=progress)
-    result = trainer.fit(resume=resume)
+    # A run killed before its first checkpoint resumes from step 0.
+    result = trainer.fit(resume=resume and latest_checkpoint(run_dir / "checkpoints") is not None)
 
     write_with(run_dir / "model.safetensors", lambda tmp: save_model(trainer.model, str(tmp)))
     plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=f"{run_dir.name}")

@@ -138,17 +138,26 @@ class Trainer:
             tokens += int(batch["input_ids"].numel()) if "input_ids" in batch else out.weight
         loss = float(loss_sum) / self.cfg.grad_accum
         if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"loss became {loss} at step {step + 1}; stopped without saving. The last good checkpoint "
-                f"in {self.ckpt_dir} is intact: lower optim.lr or raise optim.warmup_steps, then --resume")
+            raise TrainingDivergedError(f"loss became {loss} at step {step + 1}; stopped without saving. "
+                                        f"{self._last_good()}")
         params = [p for p in self.model.parameters() if p.grad is not None]
         if self.cfg.grad_clip > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
         else:
             grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+        if not math.isfinite(grad_norm):
+            raise TrainingDivergedError(f"gradient norm became {grad_norm} at step {step + 1}; stopped without "
+                                        f"applying it. {self._last_good()}")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss, lr, tokens, grad_norm
+
+    def _last_good(self) -> str:
+        ckpt = latest_checkpoint(self.ckpt_dir)
+        fix = "lower optim.lr or raise optim.warmup_steps"
+        if ckpt is None:
+            return f"No checkpoint was written yet: {fix} and start again"
+        return f"The last good checkpoint ({ckpt.path}) is intact: {fix}, then --resume"
 
     # -- the loop --------------------------------------------------------------------------------
     def _resume(self) -> int:
