@@ -100,14 +100,35 @@ def test_eos_finishes_a_row_and_generation_ends_when_all_finish() -> None:
     assert single == free[0][: free[0].index(eos) + 1]  # a single row stops right at eos
 
 
-def test_block_size_limits_generation_and_long_prompts_are_left_truncated() -> None:
+def naive_sliding_greedy(model: torch.nn.Module, prompt: list[int], n: int, block: int) -> list[int]:
+    """Reference for the context policy: when the window is full, continue from its last block // 2 tokens."""
+    ids, start = list(prompt), 0
+    with torch.no_grad():
+        for _ in range(n):
+            if len(ids) - start >= block:
+                start = len(ids) - block // 2
+            ids.append(int(model(torch.tensor([ids[start:]]))[0, -1].argmax()))
+    return ids[len(prompt):]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_generation_past_the_context_slides_the_window(arch: str) -> None:
+    model = tiny(arch, block_size=16)
+    cfg = SamplingConfig(max_new_tokens=50, greedy=True)  # > 3 windows of 16
+    [cached] = run(model, [PROMPTS[1]], cfg)
+    [uncached] = run(model, [PROMPTS[1]], cfg, use_cache=False)
+    assert len(cached) == 50
+    assert cached == uncached == naive_sliding_greedy(model, PROMPTS[1], 50, 16)
+    batch = run(model, PROMPTS, cfg)  # left-padded rows slide together and still match the uncached path
+    assert batch == run(model, PROMPTS, cfg, use_cache=False)
+
+
+def test_long_prompts_are_left_truncated() -> None:
     model = tiny(block_size=16)
-    cfg = SamplingConfig(max_new_tokens=100, greedy=True)
-    [row] = run(model, [list(range(10))], cfg)
-    assert len(row) == 6  # 10 + 6 == block_size
+    cfg = SamplingConfig(max_new_tokens=5, greedy=True)
     long_prompt = [i % 32 for i in range(40)]
     assert run(model, [long_prompt], cfg) == run(model, [long_prompt[-15:]], cfg)
-    assert len(run(model, [long_prompt], cfg)[0]) == 1
+    assert len(run(model, [long_prompt], cfg)[0]) == 5
 
 
 def test_bad_prompts_raise_and_model_mode_is_restored() -> None:

@@ -11,9 +11,12 @@ token sits in the last column. The padding mask hides pad keys and
 so a row decodes exactly as it would alone.
 
 Context policy: a prompt longer than ``block_size - 1`` tokens keeps its last
-``block_size - 1`` tokens (truncated from the left), and generation stops when
-the (padded) sequence reaches ``block_size``. Prompts must not be empty; to
-generate from nothing, feed a bos/eos token as the prompt.
+``block_size - 1`` tokens (truncated from the left). When the (padded)
+sequence fills the context, the window slides: the model continues from the
+last ``block_size // 2`` tokens (re-encoded from position 0, the cache rebuilt
+by one prefill), so ``max_new_tokens`` may exceed the context. The cached and
+uncached paths slide at the same steps, so they still agree token for token.
+Prompts must not be empty; to generate from nothing, feed a bos/eos token.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ def generate_tokens(model: nn.Module, prompts: list[list[int]], cfg: SamplingCon
 
     Each step yields a list with the new token of every row, or None for a row
     that already produced ``eos_id`` (the eos token itself is yielded once).
-    Stops after ``cfg.max_new_tokens`` steps, when every row has finished, or
-    when the padded sequence reaches ``model.config.block_size``. The model runs
+    Stops after ``cfg.max_new_tokens`` steps or when every row has finished
+    (a full context slides, see the module docstring). The model runs
     in eval mode and inference mode; its previous mode is restored at the end.
     Raises ValueError (at call time) for an empty prompt list or an empty prompt.
     """
@@ -83,21 +86,29 @@ class _Batch:
             self.mask = torch.ones(len(rows), total, dtype=torch.bool, device=device)
             self.mask[:, :t0] = torch.tensor([[False] * (t0 - len(r)) + [True] * len(r) for r in rows],
                                              device=device)
-            self.positions = (self.mask.long().cumsum(-1) - 1).clamp_(min=0)  # (B, total)
+        self.slide_to(0)
+
+    def slide_to(self, window_start: int) -> None:
+        """Start the context window at ``window_start``: positions count from 0 there."""
+        self.window_start = w0 = window_start
+        if self.mask is not None:  # (B, total - w0): each row's first real token in the window is 0
+            self.positions = (self.mask[:, w0:].long().cumsum(-1) - 1).clamp_(min=0)
         else:  # no padding: 1-D positions, no mask (the model's fast path)
-            self.positions = torch.arange(total, device=device)
+            self.positions = torch.arange(self.ids.shape[1] - w0, device=self.ids.device)
 
     def inputs(self, start: int, end: int) -> dict[str, torch.Tensor | None]:
-        """Model inputs for positions [start, end); the mask covers everything up to ``end``."""
-        pos = self.positions[..., start:end]
-        mask = self.mask[:, :end] if self.mask is not None else None
+        """Model inputs for positions [start, end) of the current window; the mask covers window..end."""
+        w0 = self.window_start
+        pos = self.positions[..., start - w0:end - w0]
+        mask = self.mask[:, w0:end] if self.mask is not None else None
         return {"input_ids": self.ids[:, start:end], "attention_mask": mask, "positions": pos}
 
 
 def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_cache: bool,
             eos_id: int | None, pad_id: int) -> Iterator[list[int | None]]:
     device = next(model.parameters()).device
-    steps = min(cfg.max_new_tokens, model.config.block_size - max(len(r) for r in rows))
+    block = model.config.block_size
+    steps = cfg.max_new_tokens
     generator = None
     if cfg.seed is not None:
         generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -106,7 +117,7 @@ def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_ca
     try:
         with torch.inference_mode():  # buffers are inference tensors: no autograd version tracking
             batch = _Batch(rows, max(steps, 0), pad_id, device)
-            cache = model.new_cache(len(rows), batch.prompt_len + steps) if use_cache else None
+            cache = model.new_cache(len(rows), block) if use_cache else None
         finished = [False] * len(rows)
         done_mask: torch.Tensor | None = None
         t0 = batch.prompt_len
@@ -114,8 +125,16 @@ def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_ca
             # Inference mode is entered per step, not around the yield, so the caller's code between
             # steps runs in whatever grad mode it chose.
             with torch.inference_mode():
-                start = t0 + t - 1 if (cache is not None and t > 0) else 0
-                logits = model(**batch.inputs(start, t0 + t), cache=cache)[:, -1]
+                end = t0 + t
+                if end - batch.window_start >= block:  # context full: slide, keep the last half
+                    batch.slide_to(end - block // 2)
+                    cache = model.new_cache(len(rows), block) if use_cache else None
+                    start = batch.window_start
+                elif cache is not None and t > 0:
+                    start = end - 1  # the cache holds everything before the newest token
+                else:
+                    start = batch.window_start
+                logits = model(**batch.inputs(start, end), cache=cache)[:, -1]
                 token = next_token(logits, cfg, generator)
                 if done_mask is not None:
                     token = token.masked_fill(done_mask, pad_id)
@@ -143,7 +162,7 @@ class Generation:
 
     text: str  # the continuation, without the stop string or eos
     token_ids: list[int]  # generated ids up to the finish (eos included; ids after a stop string are not)
-    finish_reason: FinishReason  # "stop" (stop string), "eos", or "length" (max_new_tokens/block_size)
+    finish_reason: FinishReason  # "stop" (stop string), "eos", or "length" (max_new_tokens reached)
     prompt_tokens: int  # prompt tokens actually used (after left truncation)
 
     @property

@@ -25,6 +25,7 @@ from fromzero.nn import (
     Block,
     KVCache,
     LearnedPositions,
+    Linear,
     RotaryEmbedding,
     SelfAttention,
     SwiGLU,
@@ -62,8 +63,9 @@ class GPTConfig:
         require(self.n_head > 0, "n_head", f"must be positive, got {self.n_head}")
         require(self.n_embd % self.n_head == 0, "n_embd",
                 f"{self.n_embd} is not divisible by n_head={self.n_head}; choose a multiple of {self.n_head}")
+        require(self.n_kv_head is None or self.n_kv_head > 0, "n_kv_head", "must be positive or null (= n_head)")
         kv = self.n_kv_head or self.n_head
-        require(kv > 0 and self.n_head % kv == 0, "n_kv_head",
+        require(self.n_head % kv == 0, "n_kv_head",
                 f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
         require(self.pos != "rope" or self.head_dim % 2 == 0, "pos",
                 f"RoPE needs an even head dimension, got n_embd/n_head = {self.head_dim}")
@@ -94,7 +96,7 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(self._block(rope) for _ in range(c.n_layer))
         self.norm_f = make_norm(c.norm, c.n_embd, c.norm_eps, c.bias)
-        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
         self.apply(self._init_weights)

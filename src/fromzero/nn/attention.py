@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromzero.nn.kv_cache import KVCache
+from fromzero.nn.linear import Linear
 from fromzero.nn.positions import RotaryEmbedding
 
 
@@ -65,8 +66,8 @@ class SelfAttention(nn.Module):
             raise ValueError(f"dim {dim}, n_head {n_head}, n_kv_head {n_kv_head} do not divide")
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, dim // n_head
         self.causal = causal
-        self.qkv = nn.Linear(dim, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
-        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.qkv = Linear(dim, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
+        self.proj = Linear(dim, dim, bias=bias)
         self.proj.is_residual_projection = True  # scaled init, see models/gpt.py
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromzero.nn.linear import Linear
+
 
 class MLP(nn.Module):
     """Two linear layers with a GELU (tanh approximation, as GPT-2) in between."""
@@ -17,8 +19,8 @@ class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int, bias: bool = True, dropout: float = 0.0,
                  approximate: str = "tanh") -> None:
         super().__init__()
-        self.fc = nn.Linear(dim, hidden, bias=bias)
-        self.proj = nn.Linear(hidden, dim, bias=bias)
+        self.fc = Linear(dim, hidden, bias=bias)
+        self.proj = Linear(hidden, dim, bias=bias)
         self.proj.is_residual_projection = True  # scaled init, see models/gpt.py
         self.dropout = nn.Dropout(dropout)
         self.approximate = approximate
@@ -32,9 +34,9 @@ class SwiGLU(nn.Module):
 
     def __init__(self, dim: int, hidden: int, bias: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
-        self.gate = nn.Linear(dim, hidden, bias=bias)
-        self.up = nn.Linear(dim, hidden, bias=bias)
-        self.proj = nn.Linear(hidden, dim, bias=bias)
+        self.gate = Linear(dim, hidden, bias=bias)
+        self.up = Linear(dim, hidden, bias=bias)
+        self.proj = Linear(hidden, dim, bias=bias)
         self.proj.is_residual_projection = True
         self.dropout = nn.Dropout(dropout)
 
@@ -42,7 +44,7 @@ class SwiGLU(nn.Module):
         return self.dropout(self.proj(F.silu(self.gate(x)) * self.up(x)))
 
 
-def swiglu_hidden(dim: int, multiple_of: int = 64) -> int:
+def swiglu_hidden(dim: int, multiple_of: int = 256) -> int:
     """Llama's hidden size: 2/3 of 4*dim (about a GELU MLP's parameter count), rounded up to ``multiple_of``."""
     hidden = int(2 * 4 * dim / 3)
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
