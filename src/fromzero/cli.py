@@ -51,8 +51,8 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     print(f"step {tr.step}: train loss {tr.train_loss:.4f}, val loss {val} "
           f"(unigram-entropy baseline {result.unigram_entropy:.4f} nats/token), {tr.elapsed_s:.0f}s"
           + (" [stopped early]" if tr.stopped_early else ""))
-    for prompt, text in zip(result.prompts, result.samples, strict=True):
-        print(f"\n--- sample (prompt {prompt!r}) ---\n{prompt}{text}")
+    for i, text in enumerate(result.samples, 1):
+        print(f"\n--- sample {i} ---\n{text}")
     return 0
 
 
@@ -66,12 +66,22 @@ def _sampling(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from fromzero.generation import generate_text, stream_text
+    from fromzero.generation import generate_text, seq2seq_text, stream_text
+    from fromzero.models import family_of
     from fromzero.run_dir import load_run
 
     run = load_run(args.run_dir)
     cfg = _sampling(args)
     prompts = args.prompt or ["\n"]
+    family = family_of(run.model_config).name
+    if family == "t5":  # encoder-decoder: input text -> decoded output
+        for prompt, text in zip(prompts, seq2seq_text(run.model, run.tokenizer, prompts, cfg), strict=True):
+            print(f"{prompt} -> {text}")
+        return 0
+    if family != "gpt":
+        print(f"error: generate needs a gpt or t5 run; {run.path} is a {family} run (try fill-mask)",
+              file=sys.stderr)
+        return 2
     if len(prompts) == 1 and not args.no_stream:
         sys.stdout.write(prompts[0])
         for delta in stream_text(run.model, run.tokenizer, prompts[0], cfg):
@@ -84,13 +94,48 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _fill_mask(args: argparse.Namespace) -> int:
+    from fromzero.generation import fill_mask
+    from fromzero.run_dir import load_run
+
+    run = load_run(args.run_dir)
+    for text, per_mask in zip(args.text, fill_mask(run.model, run.tokenizer, args.text, top_k=args.top_k),
+                              strict=True):
+        print(text)
+        for i, top in enumerate(per_mask, 1):
+            print(f"  [MASK] {i}: " + ", ".join(f"{tok!r} {p:.3f}" for tok, p in top))
+    return 0
+
+
+def _save_eval(run_path: Path, source: str, result: dict) -> None:
     from fromzero.atomic import write_text
+
+    out = run_path / "eval.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous[source] = result
+    write_text(out, json.dumps(previous, indent=1))
+
+
+def _eval(args: argparse.Namespace) -> int:
     from fromzero.data.shards import load_shards
     from fromzero.eval.perplexity import encode_files, perplexity
     from fromzero.run_dir import load_run
 
     run = load_run(args.run_dir)
+    objective = (run.config.get("objective") or {}).get("name", "causal_lm")
+    if objective != "causal_lm":
+        from fromzero.eval.pretraining import evaluate_pretraining
+
+        if args.data:
+            print(f"error: --data is for language models; a {objective} run is evaluated on its own "
+                  "validation split", file=sys.stderr)
+            return 2
+        result = evaluate_pretraining(run, n_batches=args.batches, batch_size=args.batch_size)
+        print(f"{objective} on the validation split ({args.batches} batches of {args.batch_size}):")
+        for key, value in result.items():
+            print(f"  {key:>28}: {value:.4f}")
+        _save_eval(run.path, f"validation split ({objective})", result)
+        return 0
     if args.data:
         tokens, source = encode_files(run, args.data, args.text_field), " ".join(args.data)
     else:
@@ -99,10 +144,7 @@ def _eval(args: argparse.Namespace) -> int:
     result = perplexity(run, tokens, seq_len=args.seq_len, batch_size=args.batch_size, stride=args.stride)
     print(f"{source}: loss {result['loss']:.4f} nats/token, perplexity {result['ppl']:.3f}, "
           f"{result['bits_per_token']:.4f} bits/token over {result['tokens']:,} tokens")
-    out = run.path / "eval.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    previous[source] = result
-    write_text(out, json.dumps(previous, indent=1))
+    _save_eval(run.path, source, result)
     return 0
 
 
@@ -181,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--stride", type=int, default=None, help="window stride (default: seq-len, no overlap)")
+    p.add_argument("--batches", type=int, default=20, help="validation batches (masked LM, span corruption)")
+
+    p = sub.add_parser("fill-mask", help="top-k predictions for each [MASK] in a text (BERT runs)")
+    p.add_argument("run_dir")
+    p.add_argument("text", nargs="+", help="text with one or more [MASK] tokens")
+    p.add_argument("--top-k", type=int, default=5)
 
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
     p.add_argument("target", help="run directory or recipe YAML")
@@ -201,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pretrain":
             return _pretrain(args, overrides)
-        handler = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info}[args.command]
+        handlers = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info,
+                    "fill-mask": _fill_mask}
+        handler = handlers[args.command]
         return handler(args)
     except FromZeroError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -108,3 +108,12 @@ def test_sequential_windows_edge_cases() -> None:
     assert list(sequential_windows(np.empty(0, dtype=np.uint16), seq_len=4, batch_size=2)) == []
     with pytest.raises(ValueError, match="stride"):
         list(sequential_windows(TOKENS, seq_len=4, batch_size=2, stride=5))
+
+
+def test_count_windows_matches_what_sequential_windows_yields() -> None:
+    from fromzero.data.loader import count_windows
+
+    tokens = np.arange(1000, dtype=np.uint16)
+    for seq_len, stride in [(32, None), (32, 8), (100, 100), (999, None), (7, 3)]:
+        rows = sum(len(b["input_ids"]) for b in sequential_windows(tokens, seq_len, 4, stride=stride))
+        assert count_windows(len(tokens), seq_len, stride) == rows

@@ -34,15 +34,21 @@ def _samples_dir() -> Path:
 
 
 def bundled_names() -> list[str]:
-    """Names usable as ``bundled:NAME`` (the .txt files shipped in ``fromzero/data/samples``)."""
-    return sorted(p.stem for p in _samples_dir().glob("*.txt"))
+    """Names usable as ``bundled:NAME`` (the .txt/.jsonl files shipped in ``fromzero/data/samples``)."""
+    return sorted(p.stem for p in _samples_dir().iterdir() if p.suffix in (".txt", ".jsonl"))
 
 
 def resolve_input(spec: str | Path) -> Path:
-    """``bundled:NAME`` -> the packaged sample ``samples/NAME.txt``; anything else -> ``Path(spec)``."""
+    """``bundled:NAME`` -> the packaged sample ``samples/NAME.txt`` (or ``.jsonl``); else ``Path(spec)``.
+
+    Bundled: ``pride_and_prejudice`` (Jane Austen, 1813) and ``tang_song_poems`` (the 313 Tang and 95
+    Song poems of Debian's fortunes-zh, one JSONL document each); both public domain.
+    """
     if isinstance(spec, str) and spec.startswith(BUNDLED_PREFIX):
         name = spec[len(BUNDLED_PREFIX) :]
         path = _samples_dir() / f"{name}.txt"
+        if not path.is_file():
+            path = path.with_suffix(".jsonl")
         if not path.is_file():
             available = ", ".join(BUNDLED_PREFIX + n for n in bundled_names())
             raise DataError(f"{spec}: unknown bundled corpus; available: {available}")

@@ -92,6 +92,11 @@ def _window_spans(n_tokens: int, seq_len: int, stride: int) -> Iterator[tuple[in
             break
 
 
+def count_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> int:
+    """How many windows :func:`sequential_windows` yields for ``n_tokens`` tokens (for progress bars)."""
+    return sum(1 for _ in _window_spans(n_tokens, seq_len, stride or seq_len))
+
+
 def _collate(tokens: np.ndarray, spans: list[tuple[int, int, int]], seq_len: int) -> dict[str, torch.Tensor]:
     b = len(spans)
     input_ids = torch.zeros(b, seq_len, dtype=torch.long)

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fromzero.data.corpus import iter_documents
-from fromzero.data.loader import sequential_windows
+from fromzero.data.loader import count_windows, sequential_windows
 from fromzero.errors import DataError
 from fromzero.objectives import CausalLM
 from fromzero.run_dir import Run
@@ -46,7 +46,8 @@ def perplexity(run: Run, tokens: np.ndarray, *, seq_len: int | None = None, batc
     seq_len = min(seq_len, len(tokens) - 1)
     objective, total, count = CausalLM(), 0.0, 0
     batches = sequential_windows(tokens, seq_len, batch_size, stride=stride)
-    for batch in tqdm(batches, disable=not progress, desc="eval", unit="batch"):
+    n_batches = math.ceil(count_windows(len(tokens), seq_len, stride) / batch_size)
+    for batch in tqdm(batches, total=n_batches, disable=not progress, desc="eval", unit="batch"):
         out = objective(model, batch)
         total += float(out.loss) * out.weight
         count += out.weight

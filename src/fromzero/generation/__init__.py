@@ -1,5 +1,6 @@
-"""Text generation: sampling, KV-cache decoding, streaming and stop strings."""
+"""Text generation: sampling, KV-cache decoding, streaming and stop strings; fill-mask."""
 
+from fromzero.generation.fill_mask import MaskTokenizer, fill_mask
 from fromzero.generation.generate import (
     FinishReason,
     Generation,
@@ -13,8 +14,11 @@ from fromzero.generation.generate import (
     stream_text,
 )
 from fromzero.generation.sampling import SamplingConfig, filter_logits, next_token
+from fromzero.generation.seq2seq import generate_seq2seq, seq2seq_text
 
 __all__ = [
     "FinishReason", "Generation", "SamplingConfig", "TextRow", "TextStream", "Tokenizer", "filter_logits",
     "fit_prompt", "generate_text", "generate_tokens", "next_token", "stop_boundary", "stream_text",
 ]
+__all__ += ["MaskTokenizer", "fill_mask"]
+__all__ += ["generate_seq2seq", "seq2seq_text"]

@@ -1,9 +1,11 @@
 """Model families and the registry. Importing this package registers every family."""
 
-from fromzero.models import gpt  # noqa: F401  (registers the "gpt" family and presets)
+from fromzero.models import bert, gpt, t5  # noqa: F401  (registers the families and their presets)
+from fromzero.models.bert import Bert, BertConfig
 from fromzero.models.gpt import GPT, GPTConfig
 from fromzero.models.registry import (
     build_model,
+    config_class,
     create_model,
     family_of,
     list_families,
@@ -12,8 +14,10 @@ from fromzero.models.registry import (
     register_family,
     register_model,
 )
+from fromzero.models.t5 import T5, T5Config
 
 __all__ = [
-    "GPT", "GPTConfig", "build_model", "create_model", "family_of", "list_families", "list_models",
-    "model_config", "register_family", "register_model",
+    "GPT", "Bert", "BertConfig", "GPTConfig", "build_model", "config_class", "create_model", "family_of",
+    "list_families", "list_models", "model_config", "register_family", "register_model",
 ]
+__all__ += ["T5", "T5Config"]

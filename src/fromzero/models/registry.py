@@ -88,6 +88,13 @@ def model_config(name: str, overrides: dict[str, Any] | None = None, *, file: st
     return from_dict(cls, values, file=file, prefix=prefix)
 
 
+def config_class(name: str) -> type | None:
+    """The config dataclass of a preset or family name (None if the name is unknown)."""
+    if name in _PRESETS:
+        return type(_PRESETS[name]())
+    return _FAMILIES[name].config_cls if name in _FAMILIES else None
+
+
 def build_model(config: Any) -> nn.Module:
     """Instantiate the module for a validated family config."""
     return family_of(config).model_cls(config)

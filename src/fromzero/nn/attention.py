@@ -6,6 +6,12 @@ with M = 0 where a query may attend to a key and -inf elsewhere (causal
 and/or padding). Grouped-query attention (Ainslie et al., 2023) shares each
 key/value head among ``n_head / n_kv_head`` query heads; n_kv_head == n_head
 is ordinary multi-head attention, n_kv_head == 1 is multi-query attention.
+
+T5 (Raffel et al., 2019, https://arxiv.org/abs/1910.10683) differs in three
+ways, all options here: no 1/sqrt(d) scaling (``scale=1.0``), an additive
+relative position bias B (``position_bias``, see ``nn.positions``), and an
+inner width n_head * head_dim that need not equal the model width:
+    Attention(Q, K, V) = softmax(Q K^T * scale + B + M) V
 """
 
 from __future__ import annotations
@@ -51,23 +57,42 @@ def build_attention_mask(key_padding: torch.Tensor | None, q_len: int, kv_len: i
     return mask
 
 
+def attention_bias(mask: torch.Tensor | None, position_bias: torch.Tensor | None,
+                   dtype: torch.dtype) -> torch.Tensor | None:
+    """What SDPA's ``attn_mask`` gets: the bool mask, or ``position_bias + where(mask, 0, -inf)``.
+
+    mask: bool (B|1, 1, T, S), True where a query may attend; position_bias:
+    float (B|1, H, T, S) added to the logits. Returns None when both are None.
+    """
+    if position_bias is None:
+        return mask
+    position_bias = position_bias.to(dtype)
+    if mask is None:
+        return position_bias
+    return torch.where(mask, position_bias, float("-inf"))  # (B|1, H, T, S)
+
+
 class SelfAttention(nn.Module):
     """Multi-head (optionally grouped-query) self-attention with an optional KV cache.
 
-    One fused projection produces queries, keys and values (one matmul instead
-    of three); ``proj`` maps the concatenated heads back to the model width.
+    One fused projection ``qkv`` produces queries, keys and values (one matmul
+    instead of three; its rows are [W_q; W_k; W_v]); ``proj`` maps the
+    concatenated heads (n_head * head_dim wide) back to the model width.
+    ``head_dim`` defaults to dim // n_head; ``scale`` to 1 / sqrt(head_dim).
     """
 
     def __init__(self, dim: int, n_head: int, n_kv_head: int | None = None, *, causal: bool = True,
-                 bias: bool = True, dropout: float = 0.0, rope: RotaryEmbedding | None = None) -> None:
+                 bias: bool = True, dropout: float = 0.0, rope: RotaryEmbedding | None = None,
+                 head_dim: int | None = None, scale: float | None = None) -> None:
         super().__init__()
         n_kv_head = n_kv_head or n_head
-        if dim % n_head or n_head % n_kv_head:
+        if (head_dim is None and dim % n_head) or n_head % n_kv_head:
             raise ValueError(f"dim {dim}, n_head {n_head}, n_kv_head {n_kv_head} do not divide")
-        self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, dim // n_head
+        self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, head_dim or dim // n_head
         self.causal = causal
+        self.scale = scale
         self.qkv = Linear(dim, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
-        self.proj = Linear(dim, dim, bias=bias)
+        self.proj = Linear(n_head * self.head_dim, dim, bias=bias)
         self.proj.is_residual_projection = True  # scaled init, see models/gpt.py
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
@@ -75,14 +100,15 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, *, positions: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                layer: int = 0) -> torch.Tensor:
+                layer: int = 0, position_bias: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C).
 
         positions (B, T) or (T,): absolute positions, used by RoPE.
         mask: bool (B|1, 1, T, S) from :func:`build_attention_mask`, or None to use
         plain causal (or no) masking. cache: keys/values of earlier positions.
+        position_bias: float (B|1, H, T, S) added to the logits (T5's relative bias).
         """
-        B, T, C = x.shape
+        B, T, _ = x.shape
         hd = self.head_dim
         q, k, v = self.qkv(x).split([self.n_head * hd, self.n_kv_head * hd, self.n_kv_head * hd], dim=-1)
         q = q.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, H, T, D)
@@ -99,10 +125,11 @@ class SelfAttention(nn.Module):
             k = k.repeat_interleave(groups, dim=1)
             v = v.repeat_interleave(groups, dim=1)
         # is_causal only for the square no-cache case: SDPA's causal mask is top-left aligned.
-        is_causal = mask is None and self.causal and T > 1 and k.shape[2] == T
+        is_causal = mask is None and position_bias is None and self.causal and T > 1 and k.shape[2] == T
         if mask is None and self.causal and T > 1 and not is_causal:
             mask = causal_mask(T, k.shape[2], x.device).view(1, 1, T, -1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, T, C)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_bias(mask, position_bias, q.dtype),
+                                           is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0,
+                                           scale=self.scale)
+        y = y.transpose(1, 2).reshape(B, T, self.n_head * hd)
         return self.resid_dropout(self.proj(y))

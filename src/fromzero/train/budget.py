@@ -40,8 +40,11 @@ def estimate(model_cfg: Any, seq_len: int | None = None, batch_size: int = 1,
     """Parameter counts, FLOPs per token and training memory for a model config."""
     with torch.device("meta"):  # no memory is allocated, so gpt2-medium is as cheap as a toy
         model = build_model(model_cfg)
-    T = seq_len or getattr(model_cfg, "block_size", 1)
-    L, C = getattr(model_cfg, "n_layer", 0), getattr(model_cfg, "n_embd", 0)
+    T = seq_len or getattr(model_cfg, "block_size", None) or getattr(model_cfg, "max_positions", 1)
+    L = getattr(model_cfg, "n_layer", 0)
+    if hasattr(model_cfg, "n_decoder_layer"):  # encoder-decoder: count both stacks
+        L += model_cfg.n_decoder_layer or model_cfg.n_layer
+    C = getattr(model_cfg, "n_embd", None) or getattr(model_cfg, "d_model", 1)
     H, V = getattr(model_cfg, "n_head", 1), getattr(model_cfg, "vocab_size", 0)
     params = count_parameters(model)
     matmul = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))

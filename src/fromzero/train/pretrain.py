@@ -12,16 +12,14 @@ from safetensors.torch import save_model
 
 from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, load_yaml
-from fromzero.data.loader import RandomWindows
 from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError
-from fromzero.generation import generate_text
 from fromzero.models import build_model
-from fromzero.objectives import CausalLM
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses
 from fromzero.train.recipe import PretrainRecipe, load_recipe, resolved_dict
+from fromzero.train.tasks import get_task, with_special_tokens
 from fromzero.train.trainer import Trainer, TrainResult
 
 
@@ -29,8 +27,7 @@ from fromzero.train.trainer import Trainer, TrainResult
 class PretrainResult:
     run_dir: Path
     train: TrainResult
-    prompts: list[str]
-    samples: list[str]
+    samples: list[str]  # display strings: prompt + continuation, or fill-mask guesses
     unigram_entropy: float
 
 
@@ -54,21 +51,27 @@ def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
     """Refuse to resume with a different model, data or seed."""
     config_path = run_dir / "config.yaml"
     previous = load_yaml(config_path)
-    for section in ("model", "data", "seed"):
+    for section in ("model", "objective", "data", "seed"):
         if previous.get(section) != saved.get(section):
             raise CheckpointError(f"{config_path}: '{section}' differs from the recipe; a resumed run must use "
                                   "the same model, data and seed (change train.* / optim.* only)")
 
 
-def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress: bool):
+def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress: bool, specials: list[str]):
     data_dir = run_dir / "data"
     if recipe.data.prepared:
         return load_shards(recipe.data.prepared), Path(recipe.data.prepared)
     if resume and (data_dir / "meta.json").exists():
         return load_shards(data_dir), data_dir
-    prepare_corpus(recipe.data.inputs, data_dir, recipe.data.tokenizer, val_fraction=recipe.data.val_fraction,
+    tok_cfg = with_special_tokens(recipe.data.tokenizer, specials)
+    prepare_corpus(recipe.data.inputs, data_dir, tok_cfg, val_fraction=recipe.data.val_fraction,
                    seed=recipe.seed, text_field=recipe.data.text_field, progress=progress)
     return load_shards(data_dir), data_dir
+
+
+def context_length(model_cfg: Any) -> int:
+    """The longest input a model config accepts (GPT: block_size; BERT, T5: max_positions)."""
+    return getattr(model_cfg, "block_size", None) or model_cfg.max_positions
 
 
 def unigram_entropy(tokens) -> float:
@@ -87,12 +90,14 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
         _check_fresh(run_dir)
     elif not (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
-    torch.manual_seed(recipe.seed)
-    (train_tokens, val_tokens, meta), data_dir = _prepare_data(recipe, run_dir, resume, progress)
-    tokenizer = Tokenizer.load(data_dir / "tokenizer.json")
     file = str(recipe_path) if recipe_path else None
-    model_cfg = recipe.model_config(vocab_size=tokenizer.vocab_size, file=file)
-    saved = resolved_dict(recipe, model_cfg)
+    task, objective_cfg = get_task(recipe.task_name(file)), recipe.objective_config(file)
+    torch.manual_seed(recipe.seed)
+    (train_tokens, val_tokens, meta), data_dir = _prepare_data(recipe, run_dir, resume, progress,
+                                                               task.special_tokens(objective_cfg))
+    tokenizer = Tokenizer.load(data_dir / "tokenizer.json")
+    model_cfg = recipe.model_config(vocab_size=tokenizer.vocab_size, file=file, fill=task.model_fields(tokenizer))
+    saved = resolved_dict(recipe, model_cfg, objective_cfg, task.name)
     if resume:
         _check_resumable(run_dir, saved)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -101,12 +106,11 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
 
     torch.manual_seed(recipe.seed)  # init depends only on the seed, not on data preparation
     model = build_model(model_cfg)
-    seq_len = recipe.train.seq_len or model_cfg.block_size
-    train_src = RandomWindows(train_tokens, seq_len, recipe.train.batch_size, seed=recipe.seed)
-    val_src = RandomWindows(val_tokens, seq_len, recipe.train.batch_size, seed=recipe.seed + 1) \
-        if len(val_tokens) > seq_len else None
-    trainer = Trainer(model, CausalLM(), train_src, val_src, recipe.train, recipe.optim, run_dir,
-                      progress=progress)
+    seq_len = recipe.train.seq_len or context_length(model_cfg)
+    train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
+                                      recipe.seed, objective_cfg)
+    trainer = Trainer(model, task.objective(objective_cfg), train_src, val_src, recipe.train, recipe.optim,
+                      run_dir, progress=progress)
     # A run killed before its first checkpoint resumes from step 0.
     result = trainer.fit(resume=resume and latest_checkpoint(run_dir / "checkpoints") is not None)
 
@@ -114,10 +118,10 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=f"{run_dir.name}")
     entropy = unigram_entropy(train_tokens)
     summary = {"step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
-               "best_val_loss": result.best_val_loss, "unigram_entropy": entropy,
+               "best_val_loss": result.best_val_loss, "val_metrics": result.val_metrics,
+               "objective": task.name, "unigram_entropy": entropy,
                "stopped_early": result.stopped_early, "device": str(trainer.device),
                "precision": trainer.precision, "meta": meta}
     write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
-    prompts = list(recipe.sample.prompts)
-    samples = generate_text(trainer.model.eval(), tokenizer, prompts, recipe.sample.generation)
-    return PretrainResult(run_dir, result, prompts, samples, entropy)
+    samples = task.samples(trainer.model.eval(), tokenizer, list(recipe.sample.prompts), recipe.sample.generation)
+    return PretrainResult(run_dir, result, samples, entropy)

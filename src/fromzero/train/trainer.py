@@ -14,6 +14,7 @@ run bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -78,6 +79,7 @@ class TrainResult:
     best_val_loss: float | None
     stopped_early: bool
     elapsed_s: float
+    val_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -191,7 +193,7 @@ class Trainer:
         start = self._resume() if resume else 0
         logger = MetricsLogger(self.run_dir, resume_step=start if resume else None)
         self.model.train()
-        t0, loss, val_loss, stopped_early = time.time(), float("nan"), None, False
+        t0, loss, val_loss, stopped_early, metrics = time.time(), float("nan"), None, False, {}
         done, window_tokens, window_t = start, 0, 0.0
         bar = tqdm(total=cfg.max_steps, initial=start, disable=not self.progress, dynamic_ncols=True,
                    desc="train", unit="step", mininterval=0.5)
@@ -228,4 +230,4 @@ class Trainer:
             logger.close()
         return TrainResult(step=done, train_loss=loss,
                            val_loss=val_loss, best_val_loss=self.state["best_val_loss"],
-                           stopped_early=stopped_early, elapsed_s=time.time() - t0)
+                           stopped_early=stopped_early, elapsed_s=time.time() - t0, val_metrics=metrics)
