@@ -1,7 +1,9 @@
 """Evaluate a pretrained run on its own objective, next to trivial baselines.
 
 For masked LM the report is masked-token accuracy and NSP accuracy; for
-span corruption, the token accuracy of reconstructing the dropped spans.
+span corruption, the token accuracy over the targets (the dropped spans plus
+their sentinels and eos) and ``span_accuracy``, the fraction of spans
+reconstructed exactly.
 Each sits next to the baseline a model that ignores its input would reach:
 always predicting the most frequent label seen in training batches (a
 token, or the majority NSP class). Beating it shows the model learned.

@@ -152,7 +152,14 @@ def get_task(name: str) -> Task:
 
 
 def with_special_tokens(cfg: TokenizerConfig, required: list[str]) -> TokenizerConfig:
-    """The tokenizer config plus any special tokens the objective needs (kept in order, no duplicates)."""
+    """The tokenizer config plus any special tokens the objective needs (kept in order, no duplicates).
+
+    BERT names its own pad and unknown tokens ([PAD], [UNK]): when the recipe kept the default list
+    (<|endoftext|>, <unk>, <pad>), BERT's list replaces it, keeping <|endoftext|> as the document
+    separator, so the tokenizer has one pad and one unknown token, not two of each.
+    """
     have = list(cfg.special_tokens)
-    missing = [t for t in required if t not in have]
-    return dataclasses.replace(cfg, special_tokens=have + missing) if missing else cfg
+    if "[PAD]" in required and have == list(TokenizerConfig().special_tokens):
+        have = [*required, "<|endoftext|>"]
+    wanted = have + [t for t in required if t not in have]
+    return cfg if wanted == list(cfg.special_tokens) else dataclasses.replace(cfg, special_tokens=wanted)
