@@ -48,9 +48,14 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     tr = result.train
     print(f"\nrun directory: {result.run_dir}")
     val = f"{tr.val_loss:.4f}" if tr.val_loss is not None else "n/a"
-    print(f"step {tr.step}: train loss {tr.train_loss:.4f}, val loss {val} "
-          f"(unigram-entropy baseline {result.unigram_entropy:.4f} nats/token), {tr.elapsed_s:.0f}s"
+    baseline = f" (unigram-entropy baseline {result.unigram_entropy:.4f} nats/token)" \
+        if result.objective == "causal_lm" else ""
+    print(f"step {tr.step}: train loss {tr.train_loss:.4f}, val loss {val}{baseline}, {tr.elapsed_s:.0f}s"
           + (" [stopped early]" if tr.stopped_early else ""))
+    if result.objective != "causal_lm":
+        print("validation: " + ", ".join(f"{k[4:]} {v:.4f}" for k, v in tr.val_metrics.items()
+                                         if k.endswith("accuracy") or k.endswith("_loss"))
+              + f"  (baselines: fromzero eval {result.run_dir})")
     for i, text in enumerate(result.samples, 1):
         print(f"\n--- sample {i} ---\n{text}")
     return 0

@@ -28,13 +28,15 @@ LABEL_KEYS = {"labels": "token", "nsp_labels": "nsp"}
 
 
 def _label_counts(source: Any, n_batches: int) -> dict[str, Counter]:
-    counts: dict[str, Counter] = {name: Counter() for name in LABEL_KEYS.values()}
+    counts: dict[str, Counter] = {name: Counter() for name in [*LABEL_KEYS.values(), "span_token"]}
     for i in range(n_batches):
         batch = source.batch(i, 0)
         for key, name in LABEL_KEYS.items():
             if key in batch:
                 values = batch[key][batch[key] != IGNORE_INDEX]
                 counts[name].update(values.tolist())
+        if "target_span_ids" in batch:  # T5: the dropped tokens alone, without sentinels and eos
+            counts["span_token"].update(batch["labels"][batch["target_span_ids"] > 0].tolist())
     return counts
 
 

@@ -233,9 +233,10 @@ class SpanCorruptionBatches:
 class SpanCorruption:
     """Cross-entropy over the targets of an encoder-decoder model; weight = number of target tokens.
 
-    Metrics: loss, token_accuracy (teacher-forced, over non-pad targets) and, when the batch has
-    ``target_span_ids`` (as :class:`SpanCorruptionBatches` gives), span_accuracy: the share of noise
-    spans whose tokens are all predicted exactly. ``cfg`` is accepted for a uniform construction.
+    Metrics: loss, token_accuracy (teacher-forced, over non-pad targets, sentinels and eos included)
+    and, when the batch has ``target_span_ids`` (as :class:`SpanCorruptionBatches` gives),
+    span_token_accuracy (over the dropped tokens only) and span_accuracy (the share of noise spans
+    whose tokens are all predicted exactly). ``cfg`` is accepted for a uniform construction.
     """
 
     def __init__(self, cfg: SpanCorruptionConfig | None = None) -> None:
@@ -254,6 +255,8 @@ class SpanCorruption:
             metrics = {"loss": loss.detach(), "token_accuracy": correct.sum() / max(n, 1)}
             if "target_span_ids" in batch:
                 metrics["span_accuracy"] = span_accuracy(batch["target_span_ids"], correct)
+                inside = batch["target_span_ids"] > 0  # the dropped text itself: no sentinels, no eos
+                metrics["span_token_accuracy"] = (correct & inside).sum() / inside.sum().clamp(min=1)
         return ObjectiveOutput(loss=loss, metrics=metrics, weight=n)
 
 

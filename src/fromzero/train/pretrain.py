@@ -29,6 +29,7 @@ class PretrainResult:
     train: TrainResult
     samples: list[str]  # display strings: prompt + continuation, or fill-mask guesses
     unigram_entropy: float
+    objective: str = "causal_lm"
 
 
 def _run_dir_for(recipe: PretrainRecipe, recipe_path: str | Path | None, out: str | Path | None) -> Path:
@@ -124,4 +125,4 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
                "precision": trainer.precision, "meta": meta}
     write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
     samples = task.samples(trainer.model.eval(), tokenizer, list(recipe.sample.prompts), recipe.sample.generation)
-    return PretrainResult(run_dir, result, samples, entropy)
+    return PretrainResult(run_dir, result, samples, entropy, task.name)
