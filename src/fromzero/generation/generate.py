@@ -104,6 +104,37 @@ class _Batch:
         return {"input_ids": self.ids[:, start:end], "attention_mask": mask, "positions": pos}
 
 
+class EosTracker:
+    """Which rows of a batch have produced eos: later steps yield None for them and feed them pad_id."""
+
+    def __init__(self, n_rows: int, eos_id: int | None, pad_id: int, device: torch.device) -> None:
+        self.finished = [False] * n_rows
+        self.eos_id, self.pad_id, self.device = eos_id, pad_id, device
+        self._done_mask: torch.Tensor | None = None
+
+    def mask(self, token: torch.Tensor) -> torch.Tensor:
+        """Replace the sampled tokens of finished rows by pad_id."""
+        return token if self._done_mask is None else token.masked_fill(self._done_mask, self.pad_id)
+
+    def update(self, step: list[int | None]) -> list[int | None]:
+        """Mark rows that just produced eos (their eos is yielded once); None for rows already done."""
+        if self.eos_id is None:
+            return step
+        newly_finished = False
+        for i, tok in enumerate(step):
+            if self.finished[i]:
+                step[i] = None
+            elif tok == self.eos_id:
+                self.finished[i] = newly_finished = True
+        if newly_finished:
+            self._done_mask = torch.tensor(self.finished, device=self.device)
+        return step
+
+    @property
+    def all_done(self) -> bool:
+        return all(self.finished)
+
+
 def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_cache: bool,
             eos_id: int | None, pad_id: int) -> Iterator[list[int | None]]:
     device = next(model.parameters()).device
@@ -118,8 +149,7 @@ def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_ca
         with torch.inference_mode():  # buffers are inference tensors: no autograd version tracking
             batch = _Batch(rows, max(steps, 0), pad_id, device)
             cache = model.new_cache(len(rows), block) if use_cache else None
-        finished = [False] * len(rows)
-        done_mask: torch.Tensor | None = None
+        eos = EosTracker(len(rows), eos_id, pad_id, device)
         t0 = batch.prompt_len
         for t in range(steps):
             # Inference mode is entered per step, not around the yield, so the caller's code between
@@ -135,22 +165,10 @@ def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_ca
                 else:
                     start = batch.window_start
                 logits = model(**batch.inputs(start, end), cache=cache)[:, -1]
-                token = next_token(logits, cfg, generator)
-                if done_mask is not None:
-                    token = token.masked_fill(done_mask, pad_id)
+                token = eos.mask(next_token(logits, cfg, generator))
                 batch.ids[:, t0 + t] = token
-            step: list[int | None] = token.tolist()  # the one host sync per step
-            if eos_id is not None:
-                newly_finished = False
-                for i, tok in enumerate(step):
-                    if finished[i]:
-                        step[i] = None
-                    elif tok == eos_id:
-                        finished[i] = newly_finished = True
-                if newly_finished:  # finished rows are fed pad_id from now on
-                    done_mask = torch.tensor(finished, device=device)
-            yield step
-            if all(finished):
+            yield eos.update(token.tolist())  # the one host sync per step
+            if eos.all_done:
                 return
     finally:
         model.train(was_training)

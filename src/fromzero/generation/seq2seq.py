@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from fromzero.generation.generate import TextRow, Tokenizer
+from fromzero.generation.generate import EosTracker, TextRow, Tokenizer
 from fromzero.generation.sampling import SamplingConfig, next_token
 
 
@@ -72,28 +72,15 @@ def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_ca
             dec = torch.full((len(rows), steps + 1), pad_id, dtype=torch.long, device=device)
             dec[:, 0] = decoder_start_id
             cache = model.new_cache(len(rows), steps) if use_cache else None
-        finished = [False] * len(rows)
-        done_mask: torch.Tensor | None = None
+        eos = EosTracker(len(rows), eos_id, pad_id, device)
         for t in range(steps):
             with torch.inference_mode():  # per step, so the caller's code between steps keeps its grad mode
                 inputs = dec[:, t:t + 1] if cache is not None else dec[:, :t + 1]
                 logits = model.decode(inputs, memory, mask, cache=cache)[:, -1]  # (B, V)
-                token = next_token(logits, cfg, generator)
-                if done_mask is not None:
-                    token = token.masked_fill(done_mask, pad_id)
+                token = eos.mask(next_token(logits, cfg, generator))
                 dec[:, t + 1] = token
-            step: list[int | None] = token.tolist()
-            if eos_id is not None:
-                newly_finished = False
-                for i, tok in enumerate(step):
-                    if finished[i]:
-                        step[i] = None
-                    elif tok == eos_id:
-                        finished[i] = newly_finished = True
-                if newly_finished:  # finished rows are fed pad_id from now on
-                    done_mask = torch.tensor(finished, device=device)
-            yield step
-            if all(finished):
+            yield eos.update(token.tolist())
+            if eos.all_done:
                 return
     finally:
         model.train(was_training)
