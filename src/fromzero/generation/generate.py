@@ -327,7 +327,12 @@ def generate_text(model: nn.Module, tokenizer: Tokenizer, prompts: list[str], cf
     encoded = [fit_prompt(tokenizer.encode(p), block, i) for i, p in enumerate(prompts)]
     rows = [TextRow(tokenizer.decode, cfg.stop, tokenizer.eos_id, prompt_tokens=len(ids)) for ids in encoded]
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    tokens = generate_tokens(model, encoded, cfg, eos_id=tokenizer.eos_id, pad_id=pad)
+    results = collect_rows(generate_tokens(model, encoded, cfg, eos_id=tokenizer.eos_id, pad_id=pad), rows)
+    return results if return_details else [r.text for r in results]
+
+
+def collect_rows(tokens: Iterator[list[int | None]], rows: list[TextRow]) -> list[Generation]:
+    """Feed a token stream into its rows until every row is done; the rest end by length."""
     try:
         for step in tokens:
             for row, tok in zip(rows, step, strict=True):
@@ -336,8 +341,7 @@ def generate_text(model: nn.Module, tokenizer: Tokenizer, prompts: list[str], cf
             if all(row.done for row in rows):
                 break
     finally:
-        tokens.close()
+        tokens.close()  # a stop string may end us early: restore the model's mode now
     for row in rows:
         row.finish("length")
-    results = [row.result() for row in rows]
-    return results if return_details else [r.text for r in results]
+    return [row.result() for row in rows]

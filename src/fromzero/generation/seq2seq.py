@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from fromzero.generation.generate import EosTracker, TextRow, Tokenizer
+from fromzero.generation.generate import EosTracker, TextRow, Tokenizer, collect_rows
 from fromzero.generation.sampling import SamplingConfig, next_token
 
 
@@ -105,15 +105,4 @@ def seq2seq_text(model: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], c
     out = [TextRow(tokenizer.decode, cfg.stop, eos, prompt_tokens=len(ids)) for ids in encoded]
     tokens = generate_seq2seq(model, encoded, cfg, eos_id=eos, pad_id=pad,
                               decoder_start_id=model.config.decoder_start_id)
-    try:
-        for step in tokens:
-            for row, tok in zip(out, step, strict=True):
-                if tok is not None:
-                    row.push(tok)
-            if all(row.done for row in out):
-                break
-    finally:
-        tokens.close()
-    for row in out:
-        row.finish("length")
-    return [row.text for row in out]
+    return [g.text for g in collect_rows(tokens, out)]
