@@ -1,0 +1,455 @@
+"""Labelled task data: readers for the common file formats, label vocabularies, a truncation policy.
+
+Formats (UTF-8; a leading byte-order mark is accepted):
+
+    JSONL        one object per line: {"text": ..., "text_pair": ... (optional), "label": ...}
+                 label: a string or number, a list of strings for multi-label, a number for regression
+    CSV / TSV    a header row naming the same columns (``.tsv``: tab-separated)
+    CoNLL        one token per line, ``token<TAB or spaces>...<label>`` (label: last column),
+                 a blank line between sentences; ``-DOCSTART-`` lines are skipped
+    SQuAD JSON   {"data": [{"paragraphs": [{"context": ..., "qas": [{"id", "question",
+                 "answers": [{"text", "answer_start"}], "is_impossible" (optional)}]}]}]}
+    TSV pairs    ``source<TAB>target`` per line (translation); blank lines are skipped
+
+Every error is a :class:`DataError` naming the file and line (or JSON path)
+and the fix. Each example keeps ``where`` ("file:line") so later errors,
+e.g. an unknown label, point back into the file.
+
+Truncation policy for sequences longer than the model allows
+(:func:`fit_length`, :func:`fit_pair`): ``truncate`` (default) cuts tokens
+from the end (for pairs, from the longer segment first, as BERT's
+``truncate_seq_pair``) and counts what it cut in :class:`TruncationStats`,
+which callers report; ``error`` stops at the first over-long example, naming
+it. Extractive QA cuts only the context; an answer that falls outside it is
+counted and that question is scored as unanswerable by the encoder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fromzero.errors import DataError
+
+TruncationPolicy = Literal["truncate", "error"]
+Label = str | int | float | tuple[str, ...]
+_BIO = re.compile(r"^(O|[BIES]-.+)$")
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One sequence (or sentence pair) with its raw label, as read from ``where`` (file:line)."""
+
+    text: str
+    label: Label
+    text_pair: str | None = None
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    """Tokens with one tag each (CoNLL); ``where`` is the file:line of the first token."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A SQuAD question; ``answer_starts`` are character offsets into ``context`` (empty: unanswerable)."""
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[str, ...]
+    answer_starts: tuple[int, ...]
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class TextPair:
+    """A source/target pair (translation, seq2seq)."""
+
+    source: str
+    target: str
+    where: str = ""
+
+
+def _open_text(path: str | Path) -> tuple[Path, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return path, path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
+
+
+def _nonempty(examples: list, path: Path, what: str) -> list:
+    if not examples:
+        raise DataError(f"{path}: no {what} found; the file is empty or holds only blank lines")
+    return examples
+
+
+# --------------------------------------------------------------------------------------- classification
+
+
+def _label_value(value: Any, where: str, key: str) -> Label:
+    if isinstance(value, bool) or value is None or isinstance(value, dict):
+        raise DataError(f"{where}: '{key}' must be a string, a number or a list of strings, got {value!r}")
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise DataError(f"{where}: multi-label '{key}' must be a non-empty list of non-empty strings, "
+                            f"got {value!r}")
+        return tuple(v.strip() for v in value)
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(f"{where}: empty '{key}'; give every row a label or drop the row")
+        return value.strip()
+    return value
+
+
+def _text_example(row: dict[str, Any], where: str, text_key: str, pair_key: str, label_key: str) -> TextExample:
+    for key in (text_key, label_key):
+        if key not in row:
+            raise DataError(f"{where}: missing key '{key}' (found: {', '.join(map(str, row)) or 'none'}); "
+                            "rename the column or pass text_key= / label_key= to the reader")
+    text = row[text_key]
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: empty or non-string '{text_key}' ({text!r}); remove the row or fill in the text")
+    pair = row.get(pair_key)
+    if pair is not None and not isinstance(pair, str):
+        raise DataError(f"{where}: '{pair_key}' must be a string, got {pair!r}")
+    pair = pair if pair and pair.strip() else None
+    return TextExample(text, _label_value(row[label_key], where, label_key), pair, where)
+
+
+def read_text_classification(path: str | Path, *, text_key: str = "text", pair_key: str = "text_pair",
+                             label_key: str = "label", fmt: Literal["jsonl", "csv", "tsv"] | None = None
+                             ) -> list[TextExample]:
+    """Read ``(text[, text_pair], label)`` rows from JSONL, CSV or TSV (``fmt`` None: from the suffix)."""
+    path, content = _open_text(path)
+    fmt = fmt or {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown format; use a .jsonl, .csv or .tsv file or pass fmt=")
+    examples = []
+    if fmt == "jsonl":
+        for n, line in enumerate(content.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno}); one object per "
+                                "line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+            examples.append(_text_example(row, where, text_key, pair_key, label_key))
+    else:
+        reader = csv.DictReader(content.splitlines(), delimiter="\t" if fmt == "tsv" else ",")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if None in row:
+                raise DataError(f"{where}: more fields than the header's {len(reader.fieldnames or [])}; quote "
+                                "fields that contain the delimiter")
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            examples.append(_text_example({k: v for k, v in row.items() if v is not None}, where, text_key,
+                                          pair_key, label_key))
+    return _nonempty(examples, path, "examples")
+
+
+# ----------------------------------------------------------------------------------------------- CoNLL
+
+
+def read_conll(path: str | Path, *, token_col: int = 0, tag_col: int = -1, check_bio: bool = True
+               ) -> list[TaggedSentence]:
+    """Read CoNLL-style tagged sentences; columns split on tabs if the line has one, else on whitespace.
+
+    ``check_bio`` requires every tag to be ``O`` or ``B-X``/``I-X`` (also ``E-X``/``S-X`` for IOBES).
+    """
+    path, content = _open_text(path)
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+
+    def flush() -> None:
+        if tokens:
+            sentences.append(TaggedSentence(tuple(tokens), tuple(tags), f"{path}:{start}"))
+            tokens.clear()
+            tags.clear()
+
+    for n, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            flush()
+            continue
+        cols = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
+        if cols[0].startswith("-DOCSTART-"):
+            flush()
+            continue
+        if len(cols) < 2:
+            raise DataError(f"{path}:{n}: expected 'token<TAB>label', got {line.strip()!r}; separate the token "
+                            "and its label with a tab or spaces")
+        try:
+            token, tag = cols[token_col].strip(), cols[tag_col].strip()
+        except IndexError:
+            raise DataError(f"{path}:{n}: no column {token_col} or {tag_col} in {len(cols)} columns") from None
+        if not token or not tag:
+            raise DataError(f"{path}:{n}: empty token or label in {line.strip()!r}")
+        if check_bio and not _BIO.match(tag):
+            raise DataError(f"{path}:{n}: label {tag!r} is not BIO (O, B-TYPE, I-TYPE); fix the tag or pass "
+                            "check_bio=False")
+        if not tokens:
+            start = n
+        tokens.append(token)
+        tags.append(tag)
+    flush()
+    return _nonempty(sentences, path, "sentences")
+
+
+# ----------------------------------------------------------------------------------------------- SQuAD
+
+
+def _qa_example(qa: Any, context: str, where: str) -> QAExample:
+    if not isinstance(qa, dict):
+        raise DataError(f"{where}: expected an object with id, question and answers")
+    qid = str(qa.get("id", where))
+    where = f"{where} (id {qid})"
+    question = qa.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise DataError(f"{where}: empty question; remove it or fill in the text")
+    answers, starts = [], []
+    for j, ans in enumerate(qa.get("answers") or []):
+        text, start = (ans or {}).get("text"), (ans or {}).get("answer_start")
+        if not isinstance(text, str) or not text or not isinstance(start, int) or isinstance(start, bool):
+            raise DataError(f"{where}: answers[{j}] needs a non-empty 'text' and an integer 'answer_start'")
+        if context[start:start + len(text)] != text:
+            raise DataError(f"{where}: answers[{j}] {text!r} is not at answer_start={start} of the context "
+                            f"(found {context[start:start + len(text)]!r}); answer_start must be its character "
+                            "offset")
+        answers.append(text)
+        starts.append(start)
+    if not answers and not qa.get("is_impossible", False):
+        raise DataError(f"{where}: no answers; give at least one or mark the question \"is_impossible\": true")
+    return QAExample(qid, question, context, tuple(answers), tuple(starts), where)
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """Read SQuAD v1.1/v2.0-style JSON; each answer must occur at its ``answer_start`` in the context."""
+    path, content = _open_text(path)
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: malformed JSON ({err.msg}); check the file is SQuAD JSON") from None
+    articles = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(articles, list):
+        raise DataError(f"{path}: expected a top-level object with a 'data' list (SQuAD format)")
+    examples = []
+    for a, article in enumerate(articles):
+        for p, para in enumerate((article or {}).get("paragraphs") or []):
+            where = f"{path}: data[{a}].paragraphs[{p}]"
+            context = (para or {}).get("context")
+            if not isinstance(context, str) or not context.strip():
+                raise DataError(f"{where}: empty context; remove the paragraph or fill in the text")
+            for q, qa in enumerate(para.get("qas") or []):
+                examples.append(_qa_example(qa, context, f"{where}.qas[{q}]"))
+    return _nonempty(examples, path, "questions")
+
+
+# ------------------------------------------------------------------------------------------- TSV pairs
+
+
+def read_tsv_pairs(path: str | Path, *, source_col: int = 0, target_col: int = 1) -> list[TextPair]:
+    """Read ``source<TAB>target`` lines (extra columns allowed and ignored)."""
+    path, content = _open_text(path)
+    pairs = []
+    for n, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) <= max(source_col, target_col):
+            raise DataError(f"{path}:{n}: expected 'source<TAB>target', got {len(cols)} column(s); separate the "
+                            "texts with one tab")
+        source, target = cols[source_col].strip(), cols[target_col].strip()
+        if not source or not target:
+            raise DataError(f"{path}:{n}: empty {'source' if not source else 'target'} text; remove the line or "
+                            "fill it in")
+        pairs.append(TextPair(source, target, f"{path}:{n}"))
+    return _nonempty(pairs, path, "pairs")
+
+
+# ------------------------------------------------------------------------------------------------- labels
+
+
+def _natural_key(label: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(label), label  # numeric labels in numeric order: "2" before "10"
+    except ValueError:
+        return 1, 0.0, label
+
+
+class LabelVocab:
+    """A fixed, ordered label set: label string <-> class id."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        labels = [str(x) for x in labels]
+        dupes = sorted(k for k, c in Counter(labels).items() if c > 1)
+        if dupes:
+            raise DataError(f"label list repeats {dupes}; list each label once")
+        if not labels:
+            raise DataError("the label list is empty; give at least one label")
+        self.labels = labels
+        self._index = {x: i for i, x in enumerate(labels)}
+
+    @classmethod
+    def build(cls, labels: Iterable[Label], first: Sequence[str] = ()) -> LabelVocab:
+        """Every label seen (multi-label tuples flattened), ``first`` ones first, the rest in natural order."""
+        seen: set[str] = set()
+        for label in labels:
+            seen.update(label if isinstance(label, tuple) else (str(label),))
+        head = [x for x in first if x in seen]
+        return cls(head + sorted(seen - set(head), key=_natural_key))
+
+    def encode(self, label: Label, where: str = "") -> int:
+        """Class id of ``label``; an unknown label is a DataError naming ``where`` and the known labels."""
+        key = str(label)
+        if key not in self._index:
+            shown = ", ".join(repr(x) for x in self.labels[:20]) + (", ..." if len(self.labels) > 20 else "")
+            raise DataError(f"{where or 'data'}: unknown label {key!r} (known: {shown}); fix the row or add the "
+                            "label to the label list")
+        return self._index[key]
+
+    def decode(self, index: int) -> str:
+        return self.labels[index]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __contains__(self, label: object) -> bool:
+        return str(label) in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelVocab) and other.labels == self.labels
+
+    def __repr__(self) -> str:
+        return f"LabelVocab({self.labels!r})"
+
+
+def label_vocab(examples: Sequence[TextExample]) -> LabelVocab:
+    """The label set of classification examples (multi-label tuples flattened)."""
+    return LabelVocab.build(e.label for e in examples)
+
+
+def tag_vocab(sentences: Sequence[TaggedSentence]) -> LabelVocab:
+    """The tag set of tagged sentences, ``O`` first (its conventional id 0)."""
+    return LabelVocab.build((t for s in sentences for t in s.tags), first=("O",))
+
+
+def encode_labels(examples: Sequence[TextExample], vocab: LabelVocab) -> list[int]:
+    """Single-label class ids; a multi-label row is an error."""
+    out = []
+    for e in examples:
+        if isinstance(e.label, tuple):
+            raise DataError(f"{e.where}: a list of labels in single-label data; use multi-label or one label")
+        out.append(vocab.encode(e.label, e.where))
+    return out
+
+
+def encode_multi_labels(examples: Sequence[TextExample], vocab: LabelVocab) -> list[list[int]]:
+    """Multi-hot rows (N, K); a single label counts as a one-element list."""
+    rows = []
+    for e in examples:
+        row = [0] * len(vocab)
+        for label in e.label if isinstance(e.label, tuple) else (e.label,):
+            row[vocab.encode(label, e.where)] = 1
+        rows.append(row)
+    return rows
+
+
+def regression_targets(examples: Sequence[TextExample]) -> list[float]:
+    """Numeric labels as floats; a non-numeric label is an error naming its line."""
+    out = []
+    for e in examples:
+        try:
+            if isinstance(e.label, tuple):
+                raise ValueError
+            out.append(float(e.label))
+        except ValueError:
+            raise DataError(f"{e.where}: label {e.label!r} is not a number; regression needs numeric labels") from None
+    return out
+
+
+def class_weights(label_ids: Sequence[int], num_classes: int) -> list[float]:
+    """Balanced class weights n / (K * n_k) (scikit-learn's "balanced"); unseen classes count as seen once."""
+    counts = Counter(label_ids)
+    n = len(label_ids)
+    return [n / (num_classes * max(counts.get(k, 0), 1)) for k in range(num_classes)]
+
+
+# ---------------------------------------------------------------------------------------------- truncation
+
+
+@dataclass
+class TruncationStats:
+    """How many sequences the truncation policy cut, and how many tokens (and QA answers) it dropped."""
+
+    seen: int = 0
+    truncated: int = 0
+    tokens_dropped: int = 0
+    answers_lost: int = 0
+
+    def __str__(self) -> str:
+        text = f"truncated {self.truncated} of {self.seen} sequences ({self.tokens_dropped} tokens dropped)"
+        return text + (f"; {self.answers_lost} answers fell outside the context" if self.answers_lost else "")
+
+
+def _too_long(where: str, n: int, max_tokens: int) -> DataError:
+    return DataError(f"{where or 'data'}: {n} tokens exceed the limit of {max_tokens}; shorten the text, raise the "
+                     "maximum length, or set truncation: truncate")
+
+
+def fit_length(ids: Sequence[int], max_tokens: int, policy: TruncationPolicy = "truncate", where: str = "",
+               stats: TruncationStats | None = None) -> list[int]:
+    """At most ``max_tokens`` ids: the first ones (``truncate``) or a DataError (``error``)."""
+    ids = list(ids)
+    if stats is not None:
+        stats.seen += 1
+    if len(ids) <= max_tokens:
+        return ids
+    if policy == "error":
+        raise _too_long(where, len(ids), max_tokens)
+    if stats is not None:
+        stats.truncated += 1
+        stats.tokens_dropped += len(ids) - max_tokens
+    return ids[:max_tokens]
+
+
+def fit_pair(a: Sequence[int], b: Sequence[int], max_tokens: int, policy: TruncationPolicy = "truncate",
+             where: str = "", stats: TruncationStats | None = None) -> tuple[list[int], list[int]]:
+    """Fit two segments into ``max_tokens`` together, dropping the last token of the longer one at a time."""
+    a, b = list(a), list(b)
+    if stats is not None:
+        stats.seen += 1
+    excess = len(a) + len(b) - max_tokens
+    if excess <= 0:
+        return a, b
+    if policy == "error":
+        raise _too_long(where, len(a) + len(b), max_tokens)
+    while len(a) + len(b) > max_tokens:
+        if len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+    if stats is not None:
+        stats.truncated += 1
+        stats.tokens_dropped += excess
+    return a, b
