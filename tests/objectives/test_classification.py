@@ -182,3 +182,38 @@ def test_smoke_fine_tune_loss_falls(kind: str, family: str, method: str, tmp_pat
     assert after < 0.5 * before, (before, after)
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged[-1]["step"] == 30
+
+
+def test_files_to_trainer_end_to_end(tmp_path) -> None:
+    """JSONL and CoNLL files -> readers -> features -> TaskBatches -> heads -> Trainer: the pieces fit."""
+    from fromzero.data.task_data import encode_labels, label_vocab, read_conll, read_text_classification, tag_vocab
+    from fromzero.data.task_encoding import Framing, TaskBatches, encode_classification, encode_tagging
+    from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
+
+    rows = [("a great film", "pos"), ("awful and dull", "neg"), ("great fun", "pos"), ("dull plot", "neg")]
+    jsonl = tmp_path / "train.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in rows), encoding="utf-8")
+    conll = tmp_path / "ner.txt"
+    conll.write_text("Ada B-PER\nwrote O\n\nin O\nParis B-LOC\n", encoding="utf-8")
+    tok = train_tokenizer([t for t, _ in rows] + ["Ada wrote in Paris"], TokenizerConfig(kind="wordpiece",
+                                                                                           vocab_size=120))
+    framing = Framing.for_tokenizer(tok)
+    examples = read_text_classification(jsonl)
+    vocab = label_vocab(examples)
+    feats = encode_classification(examples, tok, framing, 16, encode_labels(examples, vocab))
+    sentences = read_conll(conll)
+    tags = tag_vocab(sentences)
+    tag_feats = encode_tagging(sentences, tok, framing, 16, tags)
+    torch.manual_seed(0)
+    cfg = TrainConfig(max_steps=20, batch_size=4, threads=1, log_every=20, eval_every=0, ckpt_every=0, device="cpu")
+    optim = OptimConfig(lr=3e-3, warmup_steps=0, schedule="constant")
+    for model, objective, data in [
+        (SequenceClassifier(create_model("bert-tiny", vocab_size=tok.vocab_size, dropout=0.0), len(vocab)),
+         SequenceClassification(), TaskBatches(feats, 4, pad_id=framing.pad_id)),
+        (TokenClassifier(create_model("bert-tiny", vocab_size=tok.vocab_size, dropout=0.0), len(tags)),
+         TokenClassification(), TaskBatches(tag_feats, 2, pad_id=framing.pad_id)),
+    ]:
+        batch = data.batch(0)
+        before = objective(model.eval(), batch).loss.item()
+        Trainer(model, objective, data, None, cfg, optim, tmp_path / type(model).__name__, progress=False).fit()
+        assert objective(model.eval(), batch).loss.item() < 0.5 * before
