@@ -128,3 +128,31 @@ def test_head_dropout_defaults_to_the_backbones() -> None:
     bert = create_model("bert-tiny", vocab_size=200, dropout=0.25)
     assert SequenceClassifier(bert, 2).head.dropout.p == 0.25
     assert SequenceClassifier(bert, 2, dropout=0.0).head.dropout.p == 0.0
+
+
+def test_bert_heads_match_hugging_face_head_modules() -> None:
+    """Our head layers have HF's names and math: HF's own head modules, given our weights and our backbone's
+    hidden states, produce our logits (the backbone's own parity is tested in test_bert.py)."""
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    ids, mask = padded_batch()
+    for ours, hf_cls in [(SequenceClassifier(backbone("bert"), 3), transformers.BertForSequenceClassification),
+                         (TokenClassifier(backbone("bert"), 3), transformers.BertForTokenClassification),
+                         (SpanQA(backbone("bert")), transformers.BertForQuestionAnswering)]:
+        cfg = transformers.BertConfig(vocab_size=200, hidden_size=128, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=64, num_labels=2 if isinstance(ours, SpanQA) else 3)
+        hf = hf_cls(cfg).eval()
+        head = {k.removeprefix("head."): v for k, v in ours.state_dict().items() if k.startswith("head.")}
+        assert set(head) <= set(hf.state_dict())  # head.classifier -> classifier, head.qa_outputs -> qa_outputs
+        hf.load_state_dict(head, strict=False)
+        with torch.no_grad():
+            h = ours.backbone.hidden_states(ids, attention_mask=mask)
+            if isinstance(ours, SequenceClassifier):
+                hf.bert.pooler.dense.load_state_dict(ours.backbone.pooler.state_dict())
+                expected = hf.classifier(hf.dropout(hf.bert.pooler(h)))
+            elif isinstance(ours, TokenClassifier):
+                expected = hf.classifier(hf.dropout(h))
+            else:
+                expected = hf.qa_outputs(h)
+            got = ours.eval()(ids, attention_mask=mask)
+        real = mask.bool() if got.dim() == 3 else torch.ones(2, dtype=torch.bool)
+        torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-6)
