@@ -329,6 +329,7 @@ class LabelVocab:
         return self._index[key]
 
     def decode(self, index: int) -> str:
+        """The label string of class id ``index``."""
         return self.labels[index]
 
     def __len__(self) -> int:

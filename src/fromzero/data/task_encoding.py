@@ -80,6 +80,7 @@ class Framing:
         return first + second, [0] * len(first) + [1] * len(second)
 
     def feature(self, ids: list[int], types: list[int]) -> Feature:
+        """The model inputs of a framed sequence: ``token_type_ids`` only for BERT framing."""
         return {"input_ids": ids, "token_type_ids": types} if self.token_types else {"input_ids": ids}
 
 
