@@ -1,0 +1,212 @@
+"""OpenAI wire format (pydantic): requests the server accepts and the replies it sends.
+
+Requests validate strictly: a string where a number belongs is an error, not
+a conversion, and so is a value outside OpenAI's documented range. Unknown
+fields are ignored (clients send ``user`` and newer options), but a known
+option the server cannot honour (``logprobs``, ``echo``, penalties, tools)
+is refused when set, rather than silently dropped.
+
+Reference: https://platform.openai.com/docs/api-reference (completions,
+chat, embeddings, models, error objects).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SEED_RANGE = {"ge": -(2**63), "le": 2**63 - 1}  # a signed 64-bit integer, as torch seeds are
+Prompt = str | list[str] | list[int] | list[list[int]]
+
+# Known OpenAI options this server does not implement, with the value meaning "off".
+_UNSUPPORTED_DEFAULTS: dict[str, Any] = {
+    "echo": False, "logprobs": None, "top_logprobs": None, "suffix": None, "logit_bias": None,
+    "presence_penalty": 0, "frequency_penalty": 0, "tools": None, "tool_choice": None, "functions": None,
+    "dimensions": None,
+}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> _Request:
+        extra = self.model_extra or {}
+        for name, off in _UNSUPPORTED_DEFAULTS.items():
+            value = extra.get(name, off)
+            if value is not None and value != off:
+                raise ValueError(f"{name} is not supported by this server; leave it unset")
+        best_of = extra.get("best_of")
+        if best_of not in (None, 1):
+            raise ValueError("best_of is not supported by this server; use n")
+        return self
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    include_usage: bool = False
+
+
+class _Sampling(_Request):
+    """Fields shared by completions and chat completions."""
+
+    model: str
+    temperature: float | None = Field(1.0, ge=0, le=2)
+    top_p: float | None = Field(1.0, gt=0, le=1)
+    n: int | None = Field(1, ge=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, **SEED_RANGE)
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        stops = [value] if isinstance(value, str) else value or []
+        if len(stops) > 4:
+            raise ValueError(f"at most 4 stop strings, got {len(stops)}")
+        if any(s == "" for s in stops):
+            raise ValueError("stop strings must not be empty")
+        return value
+
+    def stop_list(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+
+class CompletionRequest(_Sampling):
+    """``POST /v1/completions``: prompt as text, texts, token ids, or lists of token ids."""
+
+    prompt: Prompt
+    max_tokens: int | None = Field(16, ge=1)
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class ChatRequest(_Sampling):
+    """``POST /v1/chat/completions``: messages rendered with the server's chat template."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class EmbeddingRequest(_Request):
+    """``POST /v1/embeddings``: one input or a list (text or token ids)."""
+
+    model: str
+    input: Prompt
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class ChatChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "fromzero"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
