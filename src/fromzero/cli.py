@@ -19,6 +19,7 @@ USAGE_EXAMPLES = """examples:
   fromzero generate runs/qs --prompt "Elizabeth" --max-tokens 200 --temperature 0.8
   fromzero eval runs/qs --data my_heldout.txt
   fromzero info runs/qs
+  fromzero serve runs/qs --port 8000
 """
 
 
@@ -109,6 +110,17 @@ def _fill_mask(args: argparse.Namespace) -> int:
         print(text)
         for i, top in enumerate(per_mask, 1):
             print(f"  [MASK] {i}: " + ", ".join(f"{tok!r} {p:.3f}" for tok, p in top))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from fromzero.serve import ServeLimits, serve
+    from fromzero.serve.auth import resolve_api_key
+
+    limits = ServeLimits(max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens,
+                         max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
+    serve(args.run_dir, host=args.host, port=args.port, limits=limits, api_key=resolve_api_key(args.api_key),
+          model_id=args.model_name, chat_template=args.chat_template)
     return 0
 
 
@@ -235,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="+", help="text with one or more [MASK] tokens")
     p.add_argument("--top-k", type=int, default=5)
 
+    p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API with a browser playground")
+    p.add_argument("run_dir")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None, help="require this bearer key on /v1 (default: $FROMZERO_API_KEY)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model; more get 429")
+    p.add_argument("--max-tokens", type=int, default=512, help="cap on a request's max_tokens")
+    p.add_argument("--max-prompt-tokens", type=int, default=2048, help="longest prompt accepted, in tokens")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body accepted")
+    p.add_argument("--model-name", default=None, help="model id clients send (default: the run folder's name)")
+    p.add_argument("--chat-template", default="plain", help="chat template for /v1/chat/completions")
+
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
     p.add_argument("target", help="run directory or recipe YAML")
     p.add_argument("--batch-size", type=int, default=None)
@@ -255,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pretrain":
             return _pretrain(args, overrides)
         handlers = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info,
-                    "fill-mask": _fill_mask}
+                    "fill-mask": _fill_mask, "serve": _serve}
         handler = handlers[args.command]
         return handler(args)
     except FromZeroError as err:
