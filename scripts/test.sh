@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
+# Chromium for the playground browser test; without it that test skips locally and fails when CI=true.
+bash scripts/install_browser.sh || echo "warning: could not install chromium (see scripts/install_browser.sh)" >&2
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports
 set +e
