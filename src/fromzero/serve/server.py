@@ -32,7 +32,10 @@ def serve(run_dir: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_
     print(f"serving {engine.model_id} ({engine.family} run, {', '.join(engine.endpoints)}) on {where}")
     print(f"playground: http://{'127.0.0.1' if where == 'every interface' else host}:{port}/"
           + ("  (API key required for /v1)" if api_key else ""))
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop
+        print("server stopped")
 
 
 class BackgroundServer:
