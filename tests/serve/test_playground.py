@@ -76,9 +76,18 @@ def test_playground_streams_text_in_headless_chromium(browser, gpt_server, gpt_c
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
     streamed = page.locator("#completion").text_content()
     stats = page.locator("#stats").text_content()
+    page.select_option("#mode", "chat")  # the same page against the chat endpoint (delta chunks)
+    page.click("#generate")
+    expect(page.locator("#stats")).to_contain_text("tokens/s", timeout=30_000)
+    expect(page.locator("#generate")).to_be_enabled(timeout=30_000)
+    chatted = page.locator("#completion").text_content()
     page.close()
+    expected_chat = gpt_client.chat.completions.create(
+        model=model_id, messages=[{"role": "user", "content": "Mr. Darcy"}], max_tokens=60, seed=21,
+        temperature=0.8).choices[0].message.content
     assert not errors, errors
     assert streamed == expected and len(streamed) > 0  # the page's SSE parsing reassembles the exact text
+    assert chatted == expected_chat
     assert re.search(r"\b60 tokens · [\d.]+ tokens/s", stats), stats
     assert (ARTIFACTS / "playground.png").stat().st_size > 1000
 
