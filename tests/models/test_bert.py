@@ -163,6 +163,25 @@ def test_pooler_and_nsp_head():
         no_nsp.nsp_logits(pooled)
 
 
+def test_pooler_and_mlm_head_are_optional():
+    """A bare encoder (Hugging Face BertModel without heads) has no head tensors and says so when asked."""
+    bare = tiny(pooler=False, mlm_head=False, nsp_head=False)
+    assert sorted(k for k in bare.state_dict() if not k.startswith(("blocks.", "tok_emb", "pos_emb", "type_emb"))) \
+        == ["emb_norm.bias", "emb_norm.weight"]
+    h = bare(torch.randint(1, 97, (2, 5)))
+    with pytest.raises(ValueError, match="no pooler"):
+        bare.pool(h)
+    with pytest.raises(ValueError, match="no masked-LM head"):
+        bare.mlm_logits(h)
+    with_heads = tiny()
+    unexpected = bare.load_state_dict(with_heads.state_dict(), strict=False).unexpected_keys
+    assert {k.split(".")[0] for k in unexpected} == {"pooler", "mlm_head", "nsp_head"}  # the encoder is shared
+    ids = torch.randint(1, 97, (2, 5))
+    assert torch.equal(with_heads(ids), bare(ids))
+    with pytest.raises(ConfigError, match=r"model\.nsp_head"):
+        model_config("bert", {"pooler": False})
+
+
 def test_pre_norm_runs_and_differs_from_post_norm():
     post, pre = tiny(init_std=0.3), tiny(pre_norm=True, init_std=0.3)  # wide init: residual branches matter
     assert post.norm_f is None and pre.norm_f is not None

@@ -57,7 +57,9 @@ class BertConfig:
     norm_eps: float = field(1e-12, help="epsilon of the LayerNorms")
     pre_norm: bool = field(False, help="pre-norm blocks plus a final LayerNorm (original BERT is post-norm)")
     pad_id: int = field(0, help="padding token id (its embedding row starts at zero, as in BERT)")
-    nsp_head: bool = field(True, help="build the next-sentence-prediction head")
+    pooler: bool = field(True, help="build the [CLS] pooler (Hugging Face BertModel's pooler.dense)")
+    mlm_head: bool = field(True, help="build the masked-LM head (tied to the token embedding)")
+    nsp_head: bool = field(True, help="build the next-sentence-prediction head (needs the pooler)")
     init_std: float = field(0.02, help="std of the normal init of linear and embedding weights")
 
     def __post_init__(self) -> None:
@@ -76,6 +78,8 @@ class BertConfig:
         require(0 <= self.pad_id < self.vocab_size, "pad_id",
                 f"{self.pad_id} is not a token id (vocab_size={self.vocab_size})")
         require(self.init_std > 0, "init_std", "must be positive")
+        require(self.pooler or not self.nsp_head, "nsp_head", "the NSP head reads the pooled [CLS] vector; "
+                "set pooler=true or nsp_head=false")
 
     @property
     def head_dim(self) -> int:
@@ -123,11 +127,13 @@ class Bert(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(self._block() for _ in range(c.n_layer))
         self.norm_f = LayerNorm(c.n_embd, eps=c.norm_eps) if c.pre_norm else None
-        self.pooler = Linear(c.n_embd, c.n_embd)
-        self.mlm_head = MaskedLMHead(c.n_embd, c.vocab_size, c.norm_eps)
+        # Optional parts, so a checkpoint without them (HF BertModel, BertForMaskedLM) loads with none invented.
+        self.pooler = Linear(c.n_embd, c.n_embd) if c.pooler else None
+        self.mlm_head = MaskedLMHead(c.n_embd, c.vocab_size, c.norm_eps) if c.mlm_head else None
         self.nsp_head = Linear(c.n_embd, 2) if c.nsp_head else None
         self.apply(self._init_weights)
-        self.mlm_head.decoder.weight = self.tok_emb.weight  # tied after init: one tensor, two uses
+        if self.mlm_head is not None:
+            self.mlm_head.decoder.weight = self.tok_emb.weight  # tied after init: one tensor, two uses
 
     def _block(self) -> Block:
         c = self.config
@@ -185,10 +191,15 @@ class Bert(nn.Module):
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, T, C) -> pooled (B, C) = tanh(W_p h[:, 0] + b_p), the [CLS] summary."""
+        if self.pooler is None:
+            raise ValueError("this model has no pooler; build it with pooler=true (or pool the hidden states "
+                             "yourself, e.g. the first token or a mean)")
         return torch.tanh(self.pooler(hidden[:, 0]))
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (..., C) -> masked-LM logits (..., vocab_size); pass only masked positions to save work."""
+        if self.mlm_head is None:
+            raise ValueError("this model has no masked-LM head; build it with mlm_head=true")
         return self.mlm_head(hidden)
 
     def nsp_logits(self, pooled: torch.Tensor) -> torch.Tensor:
