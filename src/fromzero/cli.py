@@ -20,6 +20,8 @@ USAGE_EXAMPLES = """examples:
   fromzero eval runs/qs --data my_heldout.txt
   fromzero info runs/qs
   fromzero serve runs/qs --port 8000
+  fromzero import-hf path/to/hf_checkpoint runs/imported
+  fromzero export-hf runs/qs exported/qs
 """
 
 
@@ -121,6 +123,28 @@ def _serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
     serve(args.run_dir, host=args.host, port=args.port, limits=limits, api_key=resolve_api_key(args.api_key),
           model_id=args.model_name, chat_template=args.chat_template)
+    return 0
+
+
+def _import_hf(args: argparse.Namespace) -> int:
+    from fromzero.interop import import_to_run
+
+    report = import_to_run(args.source, args.run_dir, force=args.force, revision=args.revision)
+    print(f"imported {report.architecture} ({report.family}, {report.parameters:,} parameters) from "
+          f"{report.source} into {report.run_dir} (tokenizer from {report.tokenizer_from})")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _export_hf(args: argparse.Namespace) -> int:
+    from fromzero.interop import export_run
+
+    export = export_run(args.run_dir, args.out_dir, force=args.force, dtype=args.dtype)
+    print(f"wrote {args.out_dir}: {export.architecture}, {len(export.state)} tensors ({export.config['torch_dtype']}); "
+          f"load it with transformers.{export.auto_class}.from_pretrained({str(args.out_dir)!r})")
+    if export.dropped:
+        print(f"note: not in {export.architecture}, so not exported: {', '.join(export.dropped)}")
     return 0
 
 
@@ -259,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default=None, help="model id clients send (default: the run folder's name)")
     p.add_argument("--chat-template", default="plain", help="chat template for /v1/chat/completions")
 
+    p = sub.add_parser("import-hf", help="import a Hugging Face checkpoint (local folder or hub id) as a run directory")
+    p.add_argument("source", help="folder with config.json + weights + tokenizer files, or a hub id (needs network)")
+    p.add_argument("run_dir", help="run directory to write (must be empty or new)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty run_dir")
+    p.add_argument("--revision", default=None, help="hub branch, tag or commit (hub ids only)")
+
+    p = sub.add_parser("export-hf", help="export a run directory as a Hugging Face checkpoint folder")
+    p.add_argument("run_dir")
+    p.add_argument("out_dir", help="folder to write (must be empty or new)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty out_dir")
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                   help="weight dtype (default: the model's)")
+
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
     p.add_argument("target", help="run directory or recipe YAML")
     p.add_argument("--batch-size", type=int, default=None)
@@ -279,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pretrain":
             return _pretrain(args, overrides)
         handlers = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info,
-                    "fill-mask": _fill_mask, "serve": _serve}
+                    "fill-mask": _fill_mask, "serve": _serve, "import-hf": _import_hf, "export-hf": _export_hf}
         handler = handlers[args.command]
         return handler(args)
     except FromZeroError as err:
