@@ -19,7 +19,7 @@ TEXTS = [
     "My dear Mr. Bennet, said his lady to him one day, have you heard that Netherfield Park is let at last?",
     "Café, naïve, Zürich: 12345 and 67.8% — emoji 🙂 and 中文字符 too.",
 ] * 8
-VOCAB = 200
+VOCAB = 400  # model vocabulary; byte-level BPE needs > 256 to learn merges
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
 from fromzero.nn.lora import apply_lora, lora_modules
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (dev extra)")
-V = 200
+V = 400  # = conftest.VOCAB: the padded batches use ids below it
 
 
 def perturbed(name: str, seed: int = 3, **kw) -> torch.nn.Module:

@@ -28,38 +28,14 @@ def perturb_vectors(model: torch.nn.Module) -> None:
 
 
 def hf_state_dict(ours: Bert) -> dict[str, torch.Tensor]:
-    """Our weights under BertForPreTraining's names; our fused qkv weight is [query; key; value] by rows."""
-    sd = ours.state_dict()
-    out = {
-        "bert.embeddings.word_embeddings.weight": sd["tok_emb.weight"],
-        "bert.embeddings.position_embeddings.weight": sd["pos_emb.weight"],
-        "bert.embeddings.token_type_embeddings.weight": sd["type_emb.weight"],
-        "bert.pooler.dense.weight": sd["pooler.weight"],
-        "bert.pooler.dense.bias": sd["pooler.bias"],
-        "cls.predictions.transform.dense.weight": sd["mlm_head.dense.weight"],
-        "cls.predictions.transform.dense.bias": sd["mlm_head.dense.bias"],
-        "cls.predictions.decoder.weight": sd["mlm_head.decoder.weight"],
-        "cls.predictions.decoder.bias": sd["mlm_head.decoder.bias"],
-        "cls.predictions.bias": sd["mlm_head.decoder.bias"],
-        "cls.seq_relationship.weight": sd["nsp_head.weight"],
-        "cls.seq_relationship.bias": sd["nsp_head.bias"],
-    }
-    for suffix in ("weight", "bias"):
-        out[f"bert.embeddings.LayerNorm.{suffix}"] = sd[f"emb_norm.{suffix}"]
-        out[f"cls.predictions.transform.LayerNorm.{suffix}"] = sd[f"mlm_head.norm.{suffix}"]
-    for i in range(ours.config.n_layer):
-        ours_, hf = f"blocks.{i}.", f"bert.encoder.layer.{i}."
-        for suffix in ("weight", "bias"):
-            q, k, v = sd[f"{ours_}attn.qkv.{suffix}"].chunk(3, dim=0)
-            out[f"{hf}attention.self.query.{suffix}"] = q
-            out[f"{hf}attention.self.key.{suffix}"] = k
-            out[f"{hf}attention.self.value.{suffix}"] = v
-            out[f"{hf}attention.output.dense.{suffix}"] = sd[f"{ours_}attn.proj.{suffix}"]
-            out[f"{hf}attention.output.LayerNorm.{suffix}"] = sd[f"{ours_}norm1.{suffix}"]
-            out[f"{hf}intermediate.dense.{suffix}"] = sd[f"{ours_}mlp.fc.{suffix}"]
-            out[f"{hf}output.dense.{suffix}"] = sd[f"{ours_}mlp.proj.{suffix}"]
-            out[f"{hf}output.LayerNorm.{suffix}"] = sd[f"{ours_}norm2.{suffix}"]
-    return out
+    """Our weights under BertForPreTraining's names, through the interop key map (qkv = [query; key; value])."""
+    from fromzero.interop import to_hf_checkpoint
+
+    export = to_hf_checkpoint(ours)
+    assert export.architecture == "BertForPreTraining"
+    # HF keeps the tied decoder weight and a second name of the output bias; give it those too
+    return {**export.state, "cls.predictions.decoder.weight": export.state["bert.embeddings.word_embeddings.weight"],
+            "cls.predictions.decoder.bias": export.state["cls.predictions.bias"]}
 
 
 def test_matches_hf_bert_for_pretraining_with_padding():

@@ -114,22 +114,11 @@ def test_family_name_with_overrides():
 
 
 def copy_into_hf_gpt2(ours: GPT, hf: torch.nn.Module) -> None:
-    """Our weights into GPT2LMHeadModel; GPT-2's Conv1D stores (in, out), nn.Linear (out, in)."""
-    t = hf.transformer
-    with torch.no_grad():
-        t.wte.weight.copy_(ours.tok_emb.weight)
-        t.wpe.weight.copy_(ours.pos_emb.weight)
-        for blk, h in zip(ours.blocks, t.h, strict=True):
-            pairs = [(blk.attn.qkv, h.attn.c_attn), (blk.attn.proj, h.attn.c_proj),
-                     (blk.mlp.fc, h.mlp.c_fc), (blk.mlp.proj, h.mlp.c_proj)]
-            for lin, conv in pairs:
-                conv.weight.copy_(lin.weight.T)
-                conv.bias.copy_(lin.bias)
-            for norm, ln in ((blk.norm1, h.ln_1), (blk.norm2, h.ln_2)):
-                ln.weight.copy_(norm.weight)
-                ln.bias.copy_(norm.bias)
-        t.ln_f.weight.copy_(ours.norm_f.weight)
-        t.ln_f.bias.copy_(ours.norm_f.bias)
+    """Our weights into GPT2LMHeadModel through the interop key map (Conv1D transposes, fused c_attn)."""
+    from fromzero.interop import to_hf_checkpoint
+
+    result = hf.load_state_dict(to_hf_checkpoint(ours).state, strict=False)
+    assert result.missing_keys == ["lm_head.weight"] and not result.unexpected_keys  # lm_head is tied to wte
 
 
 def test_logits_match_hf_gpt2():

@@ -4,6 +4,7 @@ configs; padding, causality and KV-cache invariants; the T5 init."""
 from __future__ import annotations
 
 import math
+import tempfile
 
 import pytest
 import torch
@@ -88,35 +89,6 @@ def test_invalid_config_names_the_key(key, value, match):
 
 # -- Hugging Face parity -----------------------------------------------------------------------------------------
 
-def hf_to_fromzero(sd: dict[str, torch.Tensor], n_enc: int, n_dec: int, gated: bool) -> dict[str, torch.Tensor]:
-    """Key map: HF q/k/v/o are separate; ours fuse self-attention qkv = [q; k; v] and cross-attention kv = [k; v]."""
-    out = {"tok_emb.weight": sd["shared.weight"], "lm_head.weight": sd["lm_head.weight"]}
-    for stack, n in (("encoder", n_enc), ("decoder", n_dec)):
-        out[f"{stack}.rel_bias.weight"] = sd[f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
-        out[f"{stack}.norm_f.weight"] = sd[f"{stack}.final_layer_norm.weight"]
-        for i in range(n):
-            hf, ours = f"{stack}.block.{i}.layer.", f"{stack}.blocks.{i}."
-            out[ours + "norm1.weight"] = sd[hf + "0.layer_norm.weight"]
-            out[ours + "attn.qkv.weight"] = torch.cat([sd[f"{hf}0.SelfAttention.{x}.weight"] for x in "qkv"])
-            out[ours + "attn.proj.weight"] = sd[hf + "0.SelfAttention.o.weight"]
-            ff = 1
-            if stack == "decoder":
-                ff = 2
-                out[ours + "norm_cross.weight"] = sd[hf + "1.layer_norm.weight"]
-                out[ours + "cross_attn.q.weight"] = sd[hf + "1.EncDecAttention.q.weight"]
-                out[ours + "cross_attn.kv.weight"] = torch.cat([sd[f"{hf}1.EncDecAttention.{x}.weight"] for x in "kv"])
-                out[ours + "cross_attn.proj.weight"] = sd[hf + "1.EncDecAttention.o.weight"]
-            out[ours + "norm2.weight"] = sd[f"{hf}{ff}.layer_norm.weight"]
-            dense = f"{hf}{ff}.DenseReluDense."
-            if gated:
-                out[ours + "mlp.gate.weight"] = sd[dense + "wi_0.weight"]
-                out[ours + "mlp.up.weight"] = sd[dense + "wi_1.weight"]
-            else:
-                out[ours + "mlp.fc.weight"] = sd[dense + "wi.weight"]
-            out[ours + "mlp.proj.weight"] = sd[dense + "wo.weight"]
-    return out
-
-
 def hf_pair(gated: bool, n_dec: int = 3) -> tuple[torch.nn.Module, T5]:
     """A random tiny HF T5 (v1.0: relu, tied, scaled) or T5 v1.1 (gated-gelu, untied), and ours with its weights."""
     transformers = pytest.importorskip("transformers", reason="transformers is not installed")
@@ -130,8 +102,14 @@ def hf_pair(gated: bool, n_dec: int = 3) -> tuple[torch.nn.Module, T5]:
     if gated:  # transformers 5 ties lm_head to the embedding even for v1.1; give it its own weights
         assert not hf_cfg.scale_decoder_outputs
         hf.lm_head.weight = torch.nn.Parameter(torch.randn(99, 32))
-    ours = tiny(n_decoder_layer=n_dec, ffn="gated-gelu" if gated else "relu", tie_weights=not gated)
-    ours.load_state_dict(hf_to_fromzero(hf.state_dict(), 2, n_dec, gated), strict=True)
+    from fromzero.interop import load_hf_model  # the interop key map: fused qkv / cross kv, block-0 relative bias
+
+    with tempfile.TemporaryDirectory() as folder:
+        hf.save_pretrained(folder)
+        ours = load_hf_model(folder).model
+    c = ours.config
+    assert (c.ffn, c.tie_weights, c.n_dec_layer, c.d_kv, c.rel_buckets) == (hf_cfg.feed_forward_proj, not gated, n_dec,
+                                                                            12, 8)
     return hf, ours
 
 

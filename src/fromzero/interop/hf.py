@@ -260,19 +260,20 @@ def load_hf_model(path: str | Path, *, backbone_only: bool = False) -> ImportedM
     km = arch.keymap
     cfg = model_config(km.family, config_from_hf(km, ckpt.config, ckpt, where), file=str(ckpt.path / "config.json"))
     model = build_model(cfg)  # its random init is overwritten below, every tensor
-    labels, dropped = None, []
+    labels, dropped, prefix = None, [], ""
     if arch.head is not None and backbone_only:
         dropped = [h for rule in arch.head_rules for h in rule.hf]
         arch = replace(arch, head_rules=())
     elif arch.head is not None:
         model, labels = _head_model(arch, model, ckpt.config)
+        prefix = "backbone."
     state = dict(ckpt.state)
     for name, source in km.fill_missing.items():
         if name not in state and source in state:
             state[name] = state[source]
     expected = model.state_dict(keep_vars=True)
     tied = aliases(expected)
-    pairs = expand(arch, cfg, km.flags(cfg), "backbone." if arch.head is not None else "")
+    pairs = expand(arch, cfg, km.flags(cfg), prefix)
     converted, used = from_hf(state, pairs, {k: tuple(v.shape) for k, v in expected.items()}, where)
     for name, source in tied.items():
         converted[name] = converted[source]

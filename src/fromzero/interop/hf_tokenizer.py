@@ -2,7 +2,8 @@
 
 Import, first file found wins:
 
-    tokenizer.json             used as is (a fast tokenizer, the same format as ours)
+    tokenizer.json             used as is (a fast tokenizer, the same format as ours), less any fixed padding
+                               or truncation it was saved with
     vocab.txt                  WordPiece as BertTokenizer: BERT normalizer (lowercase from tokenizer_config.json's
                                do_lower_case), BERT pre-tokenizer, [CLS] $A [SEP] post-processor
     vocab.json + merges.txt    byte-level BPE as GPT2Tokenizer
@@ -76,9 +77,17 @@ def _wordpiece(path: Path, tc: dict[str, Any]) -> hf_tokenizers.Tokenizer:
 
 
 def _byte_level_bpe(path: Path, tc: dict[str, Any]) -> hf_tokenizers.Tokenizer:
-    bpe = models.BPE.from_file(str(path / "vocab.json"), str(path / "merges.txt"), continuing_subword_prefix="",
-                               end_of_word_suffix="", fuse_unk=False)
-    hf = hf_tokenizers.Tokenizer(bpe)
+    try:
+        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        lines = (path / "merges.txt").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: unreadable vocab.json / merges.txt ({err})") from None
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    bad = next((i for i, m in enumerate(merges) if len(m) != 2), None)
+    if bad is not None:
+        raise DataError(f"{path / 'merges.txt'}: merge {bad + 1} is not two space-separated tokens")
+    hf = hf_tokenizers.Tokenizer(models.BPE(vocab, merges, continuing_subword_prefix="", end_of_word_suffix="",
+                                            fuse_unk=False))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=bool(tc.get("add_prefix_space", False)))
     hf.decoder = decoders.ByteLevel()
     hf.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -124,7 +133,11 @@ def load_hf_tokenizer(path: str | Path, model_type: str | None = None) -> tuple[
     path = Path(path)
     tc = _tokenizer_config(path)
     if (path / "tokenizer.json").is_file():
-        return Tokenizer.load(path / "tokenizer.json"), "tokenizer.json"
+        hf = Tokenizer.load(path / "tokenizer.json").hf
+        # Some ship fixed padding/truncation (all-MiniLM: pad every text to 128); fromzero pads batches itself.
+        hf.no_padding()
+        hf.no_truncation()
+        return Tokenizer(hf), "tokenizer.json"
     if (path / "vocab.txt").is_file():
         return Tokenizer(_wordpiece(path, tc)), "vocab.txt"
     if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
