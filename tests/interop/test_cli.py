@@ -101,3 +101,26 @@ def test_hub_id_while_offline_is_one_clear_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: 'gpt2' is not a local folder") and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("family", "kind"), [("llama", "bpe"), ("bert", "wordpiece"), ("t5", "unigram")])
+def test_every_family_imports_to_a_valid_run_directory(family, kind, hf_models, tokenizers, tmp_path, saved,
+                                                       capsys, batch):
+    hf = hf_models.t5(gated=True) if family == "t5" else getattr(hf_models, family)()
+    folder = saved(hf, tmp_path / "hf")
+    save_hf_tokenizer(tokenizers[kind], folder, model_max_length=64)
+    assert main(["import-hf", str(folder), str(tmp_path / "run")]) == 0
+    recipe = load_recipe(tmp_path / "run" / "config.yaml")
+    assert recipe.task_name() == {"llama": "causal_lm", "bert": "masked_lm", "t5": "span_corruption"}[family]
+    run = load_run(tmp_path / "run")
+    ids, mask = batch()
+    with torch.no_grad():
+        if family == "t5":
+            got, ref = run.model(ids, decoder_input_ids=ids), hf(input_ids=ids, decoder_input_ids=ids).logits
+        elif family == "bert":
+            got, ref = run.model.mlm_logits(run.model(ids)), hf(ids).prediction_logits
+        else:
+            got, ref = run.model(ids), hf(input_ids=ids).logits
+    assert (got - ref).abs().max() < 1e-4
+    assert main(["export-hf", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["architectures"] == [type(hf).__name__]

@@ -194,3 +194,21 @@ def test_paths_that_do_not_exist_are_not_taken_for_hub_ids(tmp_path):
     with pytest.raises(CheckpointError, match="a file, not a folder"):
         resolve_source(str(tmp_path / "file"))
     assert resolve_source(str(tmp_path)) == tmp_path
+
+
+@pytest.mark.parametrize("family", ["llama", "t5"])
+def test_base_classes_without_output_layer_import_tied(family, hf_models, tmp_path, saved, batch):
+    """LlamaModel / T5Model checkpoints (no lm_head): the tied output layer is the embedding, as in transformers."""
+    hf = hf_models.llama(tie=True) if family == "llama" else hf_models.t5(gated=False)
+    folder = saved(hf, tmp_path / "hf")
+    edit_weights(folder, lambda s: [s.pop(k) for k in list(s) if k.startswith("lm_head")])
+    edit_config(folder, architectures=["LlamaModel" if family == "llama" else "T5Model"])
+    ours = load_hf_model(folder).model
+    assert ours.lm_head.weight is ours.tok_emb.weight
+    ids, mask = batch()
+    with torch.no_grad():
+        if family == "t5":
+            got, ref = ours(ids, decoder_input_ids=ids), hf(input_ids=ids, decoder_input_ids=ids).logits
+        else:
+            got, ref = ours(ids), hf(input_ids=ids).logits
+    assert (got - ref).abs().max() < 1e-4

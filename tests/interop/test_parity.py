@@ -39,7 +39,7 @@ def test_decoder_logits_right_and_left_padding(family, hf_models, batch, tmp_pat
         close(ours(ids, attention_mask=mask, positions=pos), ref, mask.bool())
 
 
-def test_llama_with_tied_output_and_plain_attention(hf_models, batch, tmp_path, saved):
+def test_llama_with_tied_output(hf_models, batch, tmp_path, saved):
     hf = hf_models.llama(tie=True)
     ours = imported(hf, tmp_path, saved)
     assert ours.lm_head.weight is ours.tok_emb.weight and ours.config.n_kv_head == 2
