@@ -107,6 +107,10 @@ def _fill_mask(args: argparse.Namespace) -> int:
     from fromzero.run_dir import load_run
 
     run = load_run(args.run_dir)
+    if getattr(run.model, "mlm_head", None) is None:
+        print(f"error: fill-mask needs a BERT run with a masked-LM head; {run.path} has none "
+              "(a checkpoint imported from BertModel, e.g. all-MiniLM-L6-v2, has no MLM head)", file=sys.stderr)
+        return 2
     for text, per_mask in zip(args.text, fill_mask(run.model, run.tokenizer, args.text, top_k=args.top_k),
                               strict=True):
         print(text)

@@ -124,3 +124,13 @@ def test_every_family_imports_to_a_valid_run_directory(family, kind, hf_models, 
     assert (got - ref).abs().max() < 1e-4
     assert main(["export-hf", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "config.json").read_text())["architectures"] == [type(hf).__name__]
+
+
+def test_fill_mask_on_a_headless_import_is_one_clear_line(hf_models, tokenizers, tmp_path, saved, capsys):
+    folder = saved(hf_models.bert("BertModel"), tmp_path / "hf-base")
+    save_hf_tokenizer(tokenizers["wordpiece"], folder, model_max_length=64)
+    assert main(["import-hf", str(folder), str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["fill-mask", str(tmp_path / "run"), "a [MASK] b"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: fill-mask needs a BERT run with a masked-LM head") and err.count("\n") == 1
