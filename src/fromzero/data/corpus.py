@@ -41,8 +41,9 @@ def bundled_names() -> list[str]:
 def resolve_input(spec: str | Path) -> Path:
     """``bundled:NAME`` -> the packaged sample ``samples/NAME.txt`` (or ``.jsonl``); else ``Path(spec)``.
 
-    Bundled: ``pride_and_prejudice`` (Jane Austen, 1813) and ``tang_song_poems`` (the 313 Tang and 95
-    Song poems of Debian's fortunes-zh, one JSONL document each); both public domain.
+    Bundled: ``pride_and_prejudice`` (Jane Austen, 1813), ``persuasion`` (Jane Austen, 1817; text from
+    Debian's r-cran-janeaustenr) and ``tang_song_poems`` (the 313 Tang and 95
+    Song poems of Debian's fortunes-zh, one JSONL document each); all public domain.
     """
     if isinstance(spec, str) and spec.startswith(BUNDLED_PREFIX):
         name = spec[len(BUNDLED_PREFIX) :]
