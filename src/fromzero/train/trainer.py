@@ -80,6 +80,7 @@ class TrainResult:
     stopped_early: bool
     elapsed_s: float
     val_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    best_step: int | None = None  # step of the best evaluation by the selection metric
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -91,7 +92,14 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: Objective, train_data: BatchSource,
                  val_data: BatchSource | None, cfg: TrainConfig, optim: OptimConfig, run_dir: str | Path,
-                 *, progress: bool = True, on_checkpoint: Callable[[int], None] | None = None) -> None:
+                 *, progress: bool = True, on_checkpoint: Callable[[int], None] | None = None,
+                 eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, select_metric: str = "val_loss",
+                 on_best: Callable[[int, dict[str, float]], None] | None = None, checkpoints: bool = True) -> None:
+        """``eval_fn(model)`` adds metrics (prefixed ``val_``) to each evaluation, e.g. macro-F1 over the
+        whole validation set; ``select_metric`` (minimised if it ends in ``loss``, else maximised) drives
+        early stopping and ``on_best(step, metrics)``, called at each new best evaluation.
+        ``checkpoints=False`` writes none (a run that is never resumed, e.g. a fine-tune keeping its best
+        weights in memory)."""
         self.cfg, self.optim_cfg, self.run_dir = cfg, optim, Path(run_dir)
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -100,9 +108,11 @@ class Trainer:
         self.model = model.to(self.device)
         self.objective, self.train_data, self.val_data = objective, train_data, val_data
         self.optimizer = build_optimizer(self.model, optim)
-        self.progress, self.on_checkpoint = progress, on_checkpoint
+        self.progress, self.on_checkpoint, self.checkpoints = progress, on_checkpoint, checkpoints
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.state: dict[str, Any] = {"best_val_loss": None, "bad_evals": 0, "tokens": 0}
+        self.eval_fn, self.select_metric, self.on_best = eval_fn, select_metric, on_best
+        # "best_val_loss" holds the best value of select_metric (the name predates selection by metric)
+        self.state: dict[str, Any] = {"best_val_loss": None, "bad_evals": 0, "tokens": 0, "best_step": None}
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -121,10 +131,12 @@ class Trainer:
             for k, v in out.metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * out.weight
             weight += out.weight
-        self.model.train(was_training)
         means = {f"val_{k}": v / max(weight, 1) for k, v in totals.items()}
         if "val_loss" in means:
             means["val_ppl"] = math.exp(min(means["val_loss"], 50.0))
+        if self.eval_fn is not None:
+            means.update({f"val_{k}": float(v) for k, v in self.eval_fn(self.model).items()})
+        self.model.train(was_training)
         return means
 
     # -- one optimizer step ---------------------------------------------------------------------
@@ -177,10 +189,12 @@ class Trainer:
         if self.on_checkpoint:
             self.on_checkpoint(step)
 
-    def _improved(self, val_loss: float) -> bool:
-        best = self.state["best_val_loss"]
-        if best is None or val_loss < best - self.cfg.early_stop_min_delta:
-            self.state["best_val_loss"], self.state["bad_evals"] = val_loss, 0
+    def _improved(self, value: float, step: int) -> bool:
+        best, delta = self.state["best_val_loss"], self.cfg.early_stop_min_delta
+        better = self.select_metric.endswith("loss") and (best is None or value < best - delta) or \
+            not self.select_metric.endswith("loss") and (best is None or value > best + delta)
+        if better:
+            self.state["best_val_loss"], self.state["bad_evals"], self.state["best_step"] = value, 0, step
             return True
         self.state["bad_evals"] += 1
         return False
@@ -215,19 +229,24 @@ class Trainer:
                 eval_due = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.max_steps
                 if eval_due and self.val_data is not None:
                     metrics = self.evaluate()
-                    val_loss = metrics.get("val_loss")
+                    val_loss, score = metrics.get("val_loss"), metrics.get(self.select_metric)
                     logger.log({"step": done, **metrics})
-                    if val_loss is not None and not self._improved(val_loss) and cfg.early_stop_patience \
+                    if score is not None and self._improved(score, done):
+                        if self.on_best:
+                            self.on_best(done, metrics)
+                    elif score is not None and cfg.early_stop_patience \
                             and self.state["bad_evals"] >= cfg.early_stop_patience:
                         stopped_early = True
                 bar.update(1)
-                if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps or stopped_early:
+                if self.checkpoints and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps
+                                         or stopped_early):
                     self._checkpoint(done)
                 if stopped_early:
                     break
         finally:
             bar.close()
             logger.close()
-        return TrainResult(step=done, train_loss=loss,
-                           val_loss=val_loss, best_val_loss=self.state["best_val_loss"],
-                           stopped_early=stopped_early, elapsed_s=time.time() - t0, val_metrics=metrics)
+        best = self.state["best_val_loss"] if self.select_metric == "val_loss" else None
+        return TrainResult(step=done, train_loss=loss, val_loss=val_loss, best_val_loss=best,
+                           stopped_early=stopped_early, elapsed_s=time.time() - t0, val_metrics=metrics,
+                           best_step=self.state.get("best_step"))

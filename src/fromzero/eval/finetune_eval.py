@@ -1,0 +1,87 @@
+"""Scoring fine-tuned runs with the metric libraries: ``fromzero finetune`` and ``fromzero eval`` on its run.
+
+:func:`score_outputs` maps decoded predictions (``train.finetune_data.TaskOutputs``)
+to metrics: scikit-learn accuracy, P/R/F1 macro and micro and ROC-AUC for
+classification, seqeval entity P/R/F1 for tagging, SQuAD exact match / F1 for
+QA. :func:`evaluate_finetuned_run` loads a run directory from disk and scores
+its test copy into ``eval.json`` (key ``test``) with a confusion-matrix PNG,
+so ``fromzero eval`` on a fine-tuned run reproduces what ``fromzero finetune``
+wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fromzero.atomic import write_text
+from fromzero.errors import DataError
+from fromzero.eval.metrics import (
+    classification_metrics,
+    confusion,
+    entity_metrics,
+    multilabel_metrics,
+    plot_confusion_matrix,
+    qa_metrics,
+    roc_auc,
+)
+from fromzero.train.finetune import finetune, finetuned_task_data, load_finetuned
+from fromzero.train.finetune_data import TaskOutputs, task_outputs
+
+CONFUSION_PNG = "plots/confusion_test.png"
+
+
+def score_outputs(out: TaskOutputs) -> dict[str, float]:
+    """Metrics of one split's predictions (rates in [0, 1]; see ``eval.metrics``)."""
+    if out.kind == "token_classification":
+        return entity_metrics(out.y_true, out.y_pred)
+    if out.kind == "span_qa":
+        return qa_metrics(out.y_pred, out.y_true)
+    if out.problem == "regression":
+        err = np.asarray(out.y_pred) - np.asarray(out.y_true)
+        return {"mse": float((err ** 2).mean()), "mae": float(np.abs(err).mean())}
+    if out.problem == "multi_label":
+        return multilabel_metrics(out.y_true, out.y_pred)
+    metrics = classification_metrics(out.y_true, out.y_pred, labels=list(range(len(out.label_names or []))) or None)
+    try:
+        metrics.update(roc_auc(out.y_true, out.scores))
+    except DataError:  # a class absent from this split: AUC is undefined, the rest still holds
+        metrics["roc_auc_skipped"] = 1.0
+    return metrics
+
+
+def _confusion(run_path: Path, out: TaskOutputs) -> dict[str, Any]:
+    if out.kind != "sequence_classification" or out.problem != "single_label":
+        return {}
+    ids = list(range(len(out.label_names)))
+    matrix = confusion(out.y_true, out.y_pred, ids)
+    plot_confusion_matrix(matrix, out.label_names, run_path / CONFUSION_PNG, title=f"{run_path.name}: test")
+    return {"confusion_matrix": matrix, "labels": out.label_names, "confusion_png": CONFUSION_PNG}
+
+
+def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64) -> dict[str, Any]:
+    """Load a fine-tuned run, score its test split, and (re)write ``eval.json``'s ``test`` entry; returns it."""
+    run = load_finetuned(run_dir)
+    data = finetuned_task_data(run, "test")
+    out = task_outputs(run.model, data, "test", batch_size)
+    result = {"metrics": score_outputs(out), "examples": len(out.y_true), **_confusion(run.path, out),
+              "truncation": str(data.truncation["test"])}
+    path = run.path / "eval.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    saved["test"] = result
+    for key in ("method", "trainable_parameters", "total_parameters", "trainable_percent", "peak_rss_mb",
+                "train_rss_delta_mb", "memory_method", "train_wall_s", "steps", "best_step", "best_validation"):
+        if key in run.info:
+            saved.setdefault("training", {})[key] = run.info[key]
+    write_text(path, json.dumps(saved, indent=1))
+    return saved
+
+
+def run_finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
+                 out: str | Path | None = None, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """``fromzero finetune``: train with validation-metric selection, then score the test split."""
+    result = finetune(recipe_path, overrides, scorer=score_outputs, out=out, progress=progress)
+    return result.run_dir, evaluate_finetuned_run(result.run_dir)

@@ -1,0 +1,264 @@
+"""Fine-tuning, end to end: base run + recipe -> head + method -> Trainer -> fine-tuned run directory.
+
+    run_dir/config.yaml          the resolved recipe (``fromzero finetune run_dir/config.yaml`` repeats it)
+    run_dir/finetune.json        what loading needs: backbone family and config, head, labels; plus the
+                                 method's trainable-parameter count, memory and wall time
+    run_dir/labels.txt           class (or tag) names, one per line, in class-id order
+    run_dir/tokenizer.json       the base run's tokenizer
+    run_dir/model.safetensors    the best checkpoint's weights (``backbone.*``, ``head.*``); LoRA: merged
+    run_dir/adapter.safetensors  LoRA only: adapters + head, to apply on the base run's weights
+    run_dir/data/                copies of the validation and test files (so eval needs nothing else)
+    run_dir/metrics.jsonl, plots/
+
+Memory is measured the same way for every method, with ``resource.getrusage``:
+``peak_rss_mb`` is the process's peak resident set size at the end of training
+and ``train_rss_delta_mb`` that peak minus the resident size just before
+training started (after the base model and data were loaded), i.e. what
+training added: gradients, optimizer state, activations. Compare methods
+run in separate processes (``benchmarks/finetune_table.py`` does).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import resource
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from fromzero.atomic import write_text, write_with
+from fromzero.config import dump_yaml, to_dict
+from fromzero.data.task_data import LabelVocab
+from fromzero.data.tokenizers import Tokenizer
+from fromzero.errors import CheckpointError, ConfigError
+from fromzero.finetune import (
+    TrainableSummary,
+    apply_freeze,
+    apply_lora,
+    mark_only_lora_trainable,
+    merge_lora,
+    save_adapter,
+    trainable_summary,
+)
+from fromzero.models import build_model, family_of, model_config
+from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
+from fromzero.objectives.classification import SequenceClassification
+from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
+from fromzero.objectives.token_classification import TokenClassification
+from fromzero.run_dir import load_run
+from fromzero.train.finetune_data import Scorer, TaskData, load_task_data, task_outputs
+from fromzero.train.finetune_recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe, recipe_dict
+from fromzero.train.loggers import plot_losses, read_metrics
+from fromzero.train.trainer import Trainer, TrainResult
+
+INFO_FILE = "finetune.json"
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    train: TrainResult
+    trainable: TrainableSummary
+    info: dict[str, Any]
+
+
+@dataclass
+class FinetunedRun:
+    """A fine-tuned run directory loaded back: recipe, model with its head, tokenizer, labels."""
+
+    path: Path
+    recipe: FinetuneRecipe
+    model: nn.Module
+    tokenizer: Tokenizer
+    vocab: LabelVocab | None
+    info: dict[str, Any]
+
+
+def is_finetune_run(path: str | Path) -> bool:
+    """True for a run directory written by ``fromzero finetune``."""
+    return (Path(path) / INFO_FILE).is_file()
+
+
+def build_task_model(backbone: nn.Module, task: TaskConfig, num_labels: int) -> nn.Module:
+    """Wrap ``backbone`` in the head of ``task.kind`` (its parameters under ``head.``)."""
+    if task.kind == "token_classification":
+        return TokenClassifier(backbone, num_labels, dropout=task.dropout)
+    if task.kind == "span_qa":
+        return SpanQA(backbone)
+    return SequenceClassifier(backbone, num_labels, problem=task.problem, pooling=task.pooling, dropout=task.dropout)
+
+
+def task_objective(task: TaskConfig, weights: list[float] | None):
+    if task.kind == "token_classification":
+        return TokenClassification(weights)
+    if task.kind == "span_qa":
+        return SpanQAObjective()
+    return SequenceClassification(task.problem, weights)
+
+
+def apply_method(model: nn.Module, recipe: FinetuneRecipe) -> tuple[TrainableSummary, list[str]]:
+    """Full: everything trains. Partial: freeze by ``method.freeze``. LoRA: adapters (+ the head) train."""
+    method, adapted = recipe.method, []
+    if method.name == "lora":
+        cfg = method.lora
+        adapted = apply_lora(model, cfg.targets, cfg.rank, cfg.alpha, cfg.dropout)
+        mark_only_lora_trainable(model, ["head.*"] if method.train_head else [])
+    if method.freeze.active:
+        apply_freeze(model, method.freeze)
+    summary = trainable_summary(model)
+    if summary.trainable == 0:
+        raise ConfigError("method: nothing is left to train; freeze less")
+    return summary, adapted
+
+
+def _rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size in MiB (current from /proc where available, else the peak)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20, peak
+    except (OSError, ValueError, IndexError):
+        return peak, peak
+
+
+def _run_dir_for(recipe: FinetuneRecipe, recipe_path: str | Path | None, out: str | Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    if recipe.out:
+        return Path(recipe.out)
+    return Path("runs") / (Path(recipe_path).stem if recipe_path else "finetune")
+
+
+def _copy_eval_files(recipe: FinetuneRecipe, run_dir: Path) -> dict[str, str]:
+    """Copy the validation and test files into the run directory (eval then needs only the run)."""
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    copied = {}
+    for split, src in (("validation", recipe.task.validation), ("test", recipe.task.test or recipe.task.validation)):
+        dst = run_dir / "data" / f"{split}{Path(src).suffix}"
+        shutil.copyfile(src, dst)
+        copied[split] = str(dst.relative_to(run_dir))
+    return copied
+
+
+class _BestState:
+    """Keeps a copy of the trainable tensors at the best evaluation (frozen ones never change)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.state, self.step = model, None, None
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        self.step = step
+        self.state = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def restore(self) -> None:
+        if self.state is not None:
+            params = dict(self.model.named_parameters())
+            with torch.no_grad():
+                for name, value in self.state.items():
+                    params[name].copy_(value)
+
+
+def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn.Module:
+    """Write model.safetensors (LoRA: adapter.safetensors first, then the merged model)."""
+    if recipe.method.name == "lora":
+        include = ["head.*"] if recipe.method.train_head else []
+        save_adapter(model, run_dir / "adapter.safetensors", recipe.method.lora, include=include)
+        merge_lora(model)
+    write_with(run_dir / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
+    return model
+
+
+def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *, scorer: Scorer,
+             out: str | Path | None = None, progress: bool = True) -> FinetuneResult:
+    """Run a fine-tuning recipe into a run directory; ``scorer`` turns validation outputs into metrics."""
+    recipe = load_finetune_recipe(recipe_path, overrides)
+    run_dir = _run_dir_for(recipe, recipe_path, out)
+    if (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir} already holds a run; choose another --out or delete it")
+    base = load_run(recipe.base)
+    torch.manual_seed(recipe.seed)
+    data = load_task_data(recipe.task, base.tokenizer)
+    model = build_task_model(base.model, recipe.task, data.num_labels)
+    summary, adapted = apply_method(model, recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_yaml(recipe_dict(recipe)))
+    base.tokenizer.save(run_dir / "tokenizer.json")
+    info = {"family": family_of(base.model_config).name, "model": to_dict(base.model_config),
+            "kind": recipe.task.kind, "problem": recipe.task.problem, "num_labels": data.num_labels,
+            "pooling": getattr(model, "pooling", None), "labels": data.vocab.labels if data.vocab else None,
+            "files": _copy_eval_files(recipe, run_dir), "base": str(recipe.base), "method": recipe.method.name,
+            "lora_layers": adapted, "trainable_parameters": summary.trainable, "total_parameters": summary.total,
+            "trainable_percent": summary.percent, "truncation": {s: str(t) for s, t in data.truncation.items()}}
+    if data.vocab is not None:
+        write_text(run_dir / "labels.txt", "".join(f"{x}\n" for x in data.vocab.labels))
+
+    cfg = recipe.train
+    val = data.batches("validation", cfg.batch_size)
+    cfg = replace(cfg, eval_batches=min(cfg.eval_batches, len(val)))
+    best = _BestState(model)
+    trainer = Trainer(model, task_objective(recipe.task, data.weights()),
+                      data.batches("train", cfg.batch_size, recipe.seed, shuffle=True, grad_accum=cfg.grad_accum),
+                      val, cfg, recipe.optim, run_dir, progress=progress,
+                      eval_fn=lambda m: scorer(task_outputs(m, data, "validation")),
+                      select_metric=f"val_{recipe.select_metric}", on_best=best, checkpoints=False)
+    importlib.import_module("torch.utils.tensorboard")  # the logger's import: not training memory
+
+    rss_before, _ = _rss_mb()
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    wall = time.perf_counter() - t0
+    _, peak = _rss_mb()
+    best.restore()
+    _save_weights(trainer.model.cpu(), recipe, run_dir)
+    plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=run_dir.name)
+    info.update({"train_wall_s": wall, "peak_rss_mb": peak, "train_rss_delta_mb": max(peak - rss_before, 0.0),
+                 "memory_method": "resource.getrusage ru_maxrss minus /proc/self/statm RSS before training",
+                 "steps": result.step, "best_step": best.step, "stopped_early": result.stopped_early,
+                 "select_metric": recipe.select_metric, "best_validation": _best_metrics(run_dir, best.step),
+                 "device": str(trainer.device), "threads": torch.get_num_threads()})
+    write_text(run_dir / INFO_FILE, json.dumps(info, indent=1))
+    return FinetuneResult(run_dir, result, summary, info)
+
+
+def _best_metrics(run_dir: Path, step: int | None) -> dict[str, float]:
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("step") == step and "val_loss" in r]
+    return {k: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {}
+
+
+def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
+    """Load a fine-tuned run directory: its recipe, the backbone + head with trained weights, tokenizer, labels."""
+    path = Path(run_dir)
+    if not is_finetune_run(path):
+        raise CheckpointError(f"{path}: not a fine-tuned run (no {INFO_FILE}); pass a folder written by "
+                              "`fromzero finetune`")
+    info = json.loads((path / INFO_FILE).read_text())
+    recipe = load_finetune_recipe(path / "config.yaml")
+    cfg = model_config(info["family"], info["model"], file=str(path / INFO_FILE))
+    task = replace(recipe.task, pooling=info.get("pooling") or recipe.task.pooling)
+    model = build_task_model(build_model(cfg), task, info["num_labels"])
+    weights = path / "model.safetensors"
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False, device=device)
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(f"{weights}: missing or unreadable weights ({err})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: weights do not match {INFO_FILE} (missing {sorted(missing)[:3]}, "
+                              f"unexpected {sorted(unexpected)[:3]})")
+    vocab = LabelVocab(info["labels"]) if info.get("labels") else None
+    tokenizer = Tokenizer.load(path / "tokenizer.json")
+    return FinetunedRun(path, recipe, model.to(device).eval(), tokenizer, vocab, info)
+
+
+def finetuned_task_data(run: FinetunedRun, split: str = "test") -> TaskData:
+    """The run's own copy of ``split`` (validation or test), encoded with the run's tokenizer and labels."""
+    files = {s: str(run.path / f) for s, f in run.info["files"].items()}
+    return load_task_data(run.recipe.task, run.tokenizer, run.vocab, splits=(split,), paths=files)
+

@@ -1,0 +1,121 @@
+"""The fine-tuning recipe: a base run directory, a task, a method; validated before any work starts.
+
+    seed: 0
+    out: runs/finetune_trec_lora
+    base: runs/all-minilm-l6-v2                 # any run directory (pretrained here or `fromzero import-hf`)
+    task:
+      kind: sequence_classification             # | token_classification | span_qa
+      train: data/trec/train.jsonl
+      validation: data/trec/validation.jsonl
+      test: data/trec/test.jsonl
+      max_len: 32
+    method: {name: lora, lora: {rank: 8, targets: ["*attn.qkv", "*attn.proj", "*mlp.fc", "*mlp.proj"]}}
+    select_metric: f1_macro                     # early stopping and best-checkpoint selection
+    train: {max_steps: 300, batch_size: 32, early_stop_patience: 3}
+    optim: {lr: 1e-3}
+
+Every key can be overridden on the command line: ``--method.lora.rank=16``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fromzero.config import apply_overrides, field, from_dict, load_yaml, require, to_dict
+from fromzero.finetune import FreezeConfig, LoRAConfig
+from fromzero.train.optim import OptimConfig
+from fromzero.train.trainer import TrainConfig
+
+TaskKind = Literal["sequence_classification", "token_classification", "span_qa"]
+# Validation metrics each task kind can select on (maximised; "loss" is minimised).
+SELECT_METRICS = {
+    "sequence_classification": ("accuracy", "f1_macro", "f1_micro", "loss"),
+    "token_classification": ("f1", "token_accuracy", "loss"),
+    "span_qa": ("exact_match", "f1", "loss"),
+}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The labelled data and how it becomes model inputs."""
+
+    kind: TaskKind = field("sequence_classification", help="which head and objective")
+    problem: Literal["single_label", "multi_label", "regression"] = field(
+        "single_label", help="sequence classification only")
+    train: str = field("", help="training file (.jsonl/.csv/.tsv; CoNLL for tagging; SQuAD JSON for QA)")
+    validation: str = field("", help="validation file: early stopping and best-checkpoint selection")
+    test: str | None = field(None, help="test file scored into eval.json (null: the validation file)")
+    format: Literal["jsonl", "csv", "tsv"] | None = field(None, help="classification file format (null: suffix)")
+    text_field: str = field("text", help="column / key holding the text")
+    pair_field: str = field("text_pair", help="column / key holding an optional second segment")
+    label_field: str = field("label", help="column / key holding the label")
+    max_len: int = field(128, help="tokens per sequence including special tokens")
+    truncation: Literal["truncate", "error"] = field("truncate", help="over-long inputs: cut (counted) or stop")
+    class_weights: Literal["none", "balanced"] = field("none", help="'balanced': n / (K * n_k) loss weights")
+    pooling: Literal["cls", "first", "last", "mean"] | None = field(None, help="null: the family's default")
+    dropout: float | None = field(None, help="head dropout (null: the backbone's)")
+
+    def __post_init__(self) -> None:
+        require(bool(self.train), "train", "required: the training data file")
+        require(bool(self.validation), "validation", "required: the validation data file")
+        require(self.max_len > 2, "max_len", f"must be > 2, got {self.max_len}")
+        require(self.kind == "sequence_classification" or self.problem == "single_label", "problem",
+                "only sequence classification has a problem type")
+        require(self.class_weights == "none" or self.problem == "single_label" or
+                self.kind == "token_classification", "class_weights", "balanced weights need single-label classes")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """How much of the model trains: everything, a chosen part, or low-rank adapters."""
+
+    name: Literal["full", "partial", "lora"] = field("full", help="full | partial (freeze:) | lora (lora:)")
+    freeze: FreezeConfig = field(default_factory=FreezeConfig, help="partial: which parameters freeze")
+    lora: LoRAConfig = field(default_factory=LoRAConfig, help="lora: adapter rank, alpha, dropout, targets")
+    train_head: bool = field(True, help="lora: the new task head trains too (it starts random)")
+
+    def __post_init__(self) -> None:
+        require(self.name != "partial" or self.freeze.active, "freeze",
+                "method 'partial' needs something to freeze (e.g. freeze.head_only: true)")
+        require(self.name != "full" or not self.freeze.active, "freeze",
+                "method 'full' trains everything; use name: partial to freeze")
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """A complete fine-tuning run."""
+
+    base: str = field("", help="run directory to start from (`fromzero pretrain` or `fromzero import-hf`)")
+    task: TaskConfig = field(default_factory=TaskConfig, help="data and head")
+    method: MethodConfig = field(default_factory=MethodConfig, help="full, partial or LoRA")
+    select_metric: str = field("loss", help="validation metric for early stopping and the best checkpoint")
+    train: TrainConfig = field(default_factory=TrainConfig, help="loop settings (early_stop_patience too)")
+    optim: OptimConfig = field(default_factory=OptimConfig, help="optimizer and schedule")
+    seed: int = field(0, help="fixes head init, adapter init, dropout and data order")
+    out: str | None = field(None, help="run directory (default: runs/<recipe name>)")
+
+    def __post_init__(self) -> None:
+        require(bool(self.base), "base", "required: a run directory (e.g. from `fromzero import-hf`)")
+        choices = SELECT_METRICS[self.task.kind]
+        require(self.select_metric in choices, "select_metric",
+                f"{self.select_metric!r} is not one of {', '.join(choices)} for {self.task.kind}")
+
+
+def load_finetune_recipe(path: str | Path | None, overrides: list[str] | None = None) -> FinetuneRecipe:
+    """Read, override and validate a fine-tuning recipe; every error names the file and the key."""
+    file = str(path) if path is not None else "<overrides>"
+    data = load_yaml(path) if path is not None else {}
+    return from_dict(FinetuneRecipe, apply_overrides(data, overrides or []), file=file)
+
+
+def is_finetune_recipe(path: str | Path) -> bool:
+    """True if a YAML file is a fine-tuning recipe (it has ``base`` and ``task`` sections)."""
+    data = load_yaml(path)
+    return "base" in data and "task" in data
+
+
+def recipe_dict(recipe: FinetuneRecipe) -> dict:
+    """The resolved recipe as saved in config.yaml (loads back with :func:`load_finetune_recipe`)."""
+    return to_dict(recipe)
