@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from fromzero.data.corpus import resolve_input
+from fromzero.train.finetune_recipe import is_finetune_recipe, load_finetune_recipe
 from fromzero.train.loggers import read_metrics
 from fromzero.train.pretrain import pretrain
 from fromzero.train.recipe import load_recipe
 
 RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+FINETUNE_RECIPES = [p for p in RECIPES if is_finetune_recipe(p)]
 
 
 def test_there_are_recipes() -> None:
@@ -20,9 +22,25 @@ def test_there_are_recipes() -> None:
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_validates(path: Path) -> None:
+    if path in FINETUNE_RECIPES:  # base/task/method sections: a fine-tuning recipe
+        load_finetune_recipe(path)
+        return
     recipe = load_recipe(path)
     recipe.model_config(file=str(path))
     recipe.objective_config(file=str(path))
+
+
+def test_there_are_finetune_recipes() -> None:
+    assert {p.stem for p in FINETUNE_RECIPES} >= {"finetune_trec_full", "finetune_trec_head", "finetune_trec_lora"}
+
+
+@pytest.mark.parametrize("path", FINETUNE_RECIPES, ids=lambda p: p.stem)
+def test_finetune_recipe_validates(path: Path) -> None:
+    """Keys, types and values check without the base run or data files (they may not exist yet)."""
+    recipe = load_finetune_recipe(path)
+    assert recipe.method.name in ("full", "partial", "lora") and recipe.task.train and recipe.task.validation
+    if recipe.method.name == "lora":
+        assert recipe.method.lora.rank == 8 and recipe.optim.lr >= 5e-4  # LoRA wants ~10x full FT's rate
 
 
 def _small_copy(spec: str, tmp: Path) -> Path:

@@ -77,10 +77,11 @@ def prepare_task_data(name: str, out_dir: str | Path, seed: int = 0) -> dict[str
     """Write ``<out_dir>/{train,validation,test}.jsonl`` for dataset ``name``; returns the paths by split."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    splits = trec_splits(seed)  # read (or fail) before creating anything
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for split, rows in trec_splits(seed).items():
+    for split, rows in splits.items():
         paths[split] = out / f"{split}.jsonl"
         write_text(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return paths
