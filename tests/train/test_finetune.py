@@ -202,14 +202,18 @@ def test_early_stopping_on_the_selection_metric(bert_run: Path, task_files, tmp_
     ("--method.name=partial", "method.freeze"),
     ("--task.max_len=0", "task.max_len"),
     ("--task.kind=tagging", "task.kind"),
+    ("--base=/nonexistent/run", "base"),
+    ("--task.test=/nonexistent/test.jsonl", "task.test"),
 ])
 def test_recipe_errors_name_the_key(override: str, key: str, bert_run: Path, task_files, tmp_path: Path,
                                     capsys) -> None:
     recipe = _recipe(tmp_path, bert_run, task_files["sequence_classification"], "full")
-    with pytest.raises(ConfigError, match=f"{recipe}: {key}"):
-        load_finetune_recipe(recipe, [override])
-    assert main(["finetune", str(recipe), override]) == 2
-    assert f": {key}" in capsys.readouterr().err
+    if "nonexistent" not in override:  # the recipe itself is invalid; missing paths show when it runs
+        with pytest.raises(ConfigError, match=f"{recipe}: {key}"):
+            load_finetune_recipe(recipe, [override])
+    assert main(["finetune", str(recipe), override, "--out", str(tmp_path / "never")]) == 2
+    assert not (tmp_path / "never").exists()
+    assert f"{recipe}: {key}:" in capsys.readouterr().err
 
 
 def test_unknown_label_in_validation_names_the_line(bert_run: Path, task_files, tmp_path: Path, capsys) -> None:

@@ -137,6 +137,17 @@ def _run_dir_for(recipe: FinetuneRecipe, recipe_path: str | Path | None, out: st
     return Path("runs") / (Path(recipe_path).stem if recipe_path else "finetune")
 
 
+def _check_inputs(recipe: FinetuneRecipe, file: str) -> None:
+    """The base run and every data file exist, before any work (errors name the recipe key)."""
+    if not (Path(recipe.base) / "config.yaml").is_file():
+        raise ConfigError(f"{file}: base: {recipe.base} is not a run directory; create it with `fromzero import-hf "
+                          "<hf checkpoint> <dir>` or `fromzero pretrain`")
+    for key in ("train", "validation", "test"):
+        value = getattr(recipe.task, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{file}: task.{key}: {value} not found (TREC: `fromzero prepare-task trec <dir>`)")
+
+
 def _copy_eval_files(recipe: FinetuneRecipe, run_dir: Path) -> dict[str, str]:
     """Copy the validation and test files into the run directory (eval then needs only the run)."""
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -183,6 +194,7 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     run_dir = _run_dir_for(recipe, recipe_path, out)
     if (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir} already holds a run; choose another --out or delete it")
+    _check_inputs(recipe, str(recipe_path or "<overrides>"))
     base = load_run(recipe.base)
     torch.manual_seed(recipe.seed)
     data = load_task_data(recipe.task, base.tokenizer)
