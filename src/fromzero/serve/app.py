@@ -6,12 +6,13 @@
     POST /v1/completions        gpt and t5 runs; stream: true answers server-sent events
     POST /v1/chat/completions   gpt and t5 runs; messages go through the chat template
     POST /v1/embeddings         bert runs
+    POST /v1/classifications    fine-tuned sequence-classification runs (``fromzero finetune``)
 
 Handlers validate and turn a request into a scheduler task; the scheduler's
 worker thread runs the model, one job at a time. A new endpoint for a new
-kind of run (classification for classifier heads) adds an ``Engine`` method,
-a task type in the scheduler and a route here that checks
-``engine.endpoints``, as ``/v1/embeddings`` does.
+kind of run adds an ``Engine`` method, a task type in the scheduler and a
+route here that checks ``engine.endpoints``, as ``/v1/embeddings`` and
+``/v1/classifications`` do.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from fromzero.serve.auth import APIKeyCheck
 from fromzero.serve.engine import Engine
 from fromzero.serve.limits import BodySizeLimit, ServeLimits
 from fromzero.serve.replies import ClientGone, EventChannel, ReplyFormat, collect, stream_generation
-from fromzero.serve.scheduler import Choice, EmbeddingTask, GenerationTask, QueueFullError, Scheduler, Task
+from fromzero.serve.scheduler import (
+    Choice,
+    ClassificationTask,
+    EmbeddingTask,
+    GenerationTask,
+    QueueFullError,
+    Scheduler,
+    Task,
+)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -87,6 +96,8 @@ class OpenAIRoutes:
         router.add_api_route("/chat/completions", self.chat, methods=["POST"], response_model=schemas.ChatResponse)
         router.add_api_route("/embeddings", self.embeddings, methods=["POST"],
                              response_model=schemas.EmbeddingResponse)
+        router.add_api_route("/classifications", self.classifications, methods=["POST"],
+                             response_model=schemas.ClassificationResponse)
         return router
 
     def _card(self) -> schemas.ModelCard:
@@ -131,6 +142,24 @@ class OpenAIRoutes:
         tokens = sum(min(len(ids), self.engine.context_length) for ids in inputs)
         return schemas.EmbeddingResponse(data=data, model=self.engine.model_id,
                                          usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens))
+
+    async def classifications(self, body: schemas.ClassificationRequest,
+                              request: Request) -> schemas.ClassificationResponse | Response:
+        self._check(body.model, "classifications")
+        inputs = [self.engine.frame(ids) for ids in self._token_inputs(body.input, "input", generation=False)]
+        if len(inputs) > self.limits.max_embedding_inputs:
+            raise APIError(400, f"{len(inputs)} inputs; this server classifies at most "
+                           f"{self.limits.max_embedding_inputs} per request", param="input")
+        job, channel = self._submit(ClassificationTask(inputs))
+        try:
+            _, results = await collect(request, job, channel)
+        except ClientGone:
+            return Response(status_code=499)
+        data = [schemas.Classification(index=i, label=r.label, score=r.score, scores=r.scores)
+                for i, r in enumerate(results)]
+        tokens = sum(len(ids) for ids, _ in inputs)
+        return schemas.ClassificationResponse(model=self.engine.model_id, data=data,
+                                              usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens))
 
     def _check_model(self, model: str, param: str) -> None:
         if model != self.engine.model_id:

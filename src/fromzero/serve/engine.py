@@ -1,9 +1,9 @@
-"""Inference facade: one run directory -> text generation (GPT), seq2seq (T5) or embeddings (BERT).
+"""Inference facade: one run directory -> text generation (GPT), seq2seq (T5), embeddings (BERT) or classification.
 
 The engine owns the model and tokenizer and knows each family's conventions
 (prompt truncation side, eos handling, special tokens), so the HTTP layer
 deals only in token ids and text. It is not thread-safe for compute: the
-scheduler calls :meth:`Engine.stream` and :meth:`Engine.embed` from its one
+scheduler calls :meth:`Engine.stream`, :meth:`Engine.embed` and :meth:`Engine.classify_tokens` from its one
 worker thread. Tokenizing (:meth:`Engine.encode`) is safe from any thread.
 
 Embeddings (BERT runs) are the mean of the final hidden states over real
@@ -12,9 +12,15 @@ product of two embeddings is their cosine similarity:
 
     e = h_mean / ||h_mean||_2,   h_mean = sum_t m_t h_t / sum_t m_t
 
-Classification runs (a classifier head on top of an encoder) will add a
-``classify`` kind here: the engine maps the run's head to a new method and
-``Engine.endpoints`` gains the route name; the app then registers its route.
+Classifier runs (a sequence-classification run directory written by
+``fromzero finetune``, any backbone family) are the ``classifier`` kind:
+:meth:`Engine.classify` frames text (or text pairs) exactly as fine-tuning did
+(``Framing`` of the tokenizer, cut to the recipe's ``task.max_len``), runs the
+backbone + head, and turns the logits z into per-label scores:
+
+    single_label   p = softmax(z)        label = argmax p, score = its probability
+    multi_label    p_k = sigmoid(z_k)    label = argmax p, score = its probability (threshold 0.5 yourself)
+    regression     the raw values z      label = None, score = z_0
 """
 
 from __future__ import annotations
@@ -28,12 +34,15 @@ from typing import Literal
 import torch
 
 from fromzero.data.chat_template import ChatTemplate, get_chat_template
+from fromzero.data.task_data import fit_length, fit_pair
+from fromzero.data.task_encoding import Framing
 from fromzero.errors import CheckpointError, DataError
+from fromzero.finetuned_run import FinetunedModel, is_finetune_run, load_finetuned_model
 from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
 from fromzero.models import family_of
 from fromzero.run_dir import Run, load_run
 
-EngineKind = Literal["generate", "seq2seq", "embed"]
+EngineKind = Literal["generate", "seq2seq", "embed", "classifier"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
 _EMBED_BATCH = 32  # inputs per forward pass: bounds activation memory for long input lists
 
@@ -45,6 +54,16 @@ class EngineStats:
     tokens_generated: int = 0  # every sampled token, cancelled generations included
     generations_started: int = 0
     embedding_inputs: int = 0
+    classification_inputs: int = 0
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One input's prediction: the top label (None for regression), its score, and every label's score."""
+
+    label: str | None
+    score: float
+    scores: dict[str, float]
 
 
 class GenerationStream:
@@ -87,34 +106,59 @@ class GenerationStream:
 class Engine:
     """A loaded run directory ready to serve: ``kind`` says which endpoints it answers."""
 
-    def __init__(self, run: Run, *, model_id: str | None = None, chat_template: str = "plain") -> None:
-        family = family_of(run.model_config).name
-        if family not in _KINDS:
-            raise CheckpointError(f"{run.path}: a {family} run cannot be served; serve handles gpt, t5 and bert runs")
+    def __init__(self, run: Run | FinetunedModel, *, model_id: str | None = None,
+                 chat_template: str = "plain") -> None:
+        if isinstance(run, FinetunedModel):
+            family, cfg, weights = run.info["family"], run.model.backbone.config, run.path / "model.safetensors"
+            if run.kind != "sequence_classification":
+                raise CheckpointError(f"{run.path}: a {run.kind} run cannot be served; serve handles "
+                                      "sequence_classification fine-tuned runs")
+            self.kind: EngineKind = "classifier"
+        else:
+            family, cfg, weights = family_of(run.model_config).name, run.model_config, run.weights
+            if family not in _KINDS:
+                raise CheckpointError(f"{run.path}: a {family} run cannot be served; serve handles gpt, t5 and "
+                                      "bert runs")
+            self.kind = _KINDS[family]
         assert run.model is not None, "load the run with weights"
         self.run, self.model, self.tokenizer = run, run.model, run.tokenizer
-        self.kind: EngineKind = _KINDS[family]
         self.family = family
         self.model_id = model_id or run.path.resolve().name
-        self.created = int(run.weights.stat().st_mtime) if run.weights is not None else int(time.time())
+        self.created = int(weights.stat().st_mtime) if weights is not None and weights.is_file() else int(time.time())
         self.chat_template: ChatTemplate = get_chat_template(chat_template)
         self.stats = EngineStats()
-        cfg = run.model_config
         self.context_length: int = cfg.block_size if family == "gpt" else cfg.max_positions
         self.eos_id = self.tokenizer.eos_id if self.tokenizer.eos_id is not None else getattr(cfg, "eos_id", None)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else getattr(cfg, "pad_id", 0)
         self.pad_id: int = pad
+        if isinstance(run, FinetunedModel):
+            self.framing = Framing.for_tokenizer(self.tokenizer)
+            self.context_length = min(self.context_length, run.max_len)
+            self.problem = run.problem
+            n = run.info["num_labels"]
+            if run.vocab is not None:
+                self.labels = list(run.vocab.labels)
+            elif self.problem == "regression":
+                self.labels = ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+            else:
+                self.labels = [f"LABEL_{i}" for i in range(n)]
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, model_id: str | None = None, chat_template: str = "plain",
                      device: str = "cpu") -> Engine:
-        """Load a run directory (config, tokenizer, weights) and wrap it."""
-        return cls(load_run(run_dir, device=device), model_id=model_id, chat_template=chat_template)
+        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier run too) and wrap it."""
+        run = (load_finetuned_model(run_dir, device) if is_finetune_run(run_dir)
+               else load_run(run_dir, device=device))
+        return cls(run, model_id=model_id, chat_template=chat_template)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
         """The OpenAI routes this run answers (without the /v1/ prefix)."""
-        return ("embeddings",) if self.kind == "embed" else ("completions", "chat/completions")
+        if self.kind == "embed":
+            return ("embeddings",)
+        if self.kind == "classifier":
+            return ("classifications",)
+        return ("completions", "chat/completions")
 
     @property
     def vocab_size(self) -> int:
@@ -146,8 +190,9 @@ class Engine:
 
     def stream(self, ids: list[int], cfg: SamplingConfig) -> GenerationStream:
         """Start generating from prepared prompt ids (GPT keeps the last context-1, T5 the first context)."""
-        if self.kind == "embed":
-            raise ValueError(f"{self.model_id} is an encoder run: it embeds, it does not generate")
+        if self.kind in ("embed", "classifier"):
+            does = "embeds" if self.kind == "embed" else "classifies"
+            raise ValueError(f"{self.model_id} is an encoder run: it {does}, it does not generate")
         self.stats.generations_started += 1
         if self.kind == "generate":
             ids = fit_prompt(ids, self.context_length)
@@ -182,3 +227,60 @@ class Engine:
             mean = (hidden * weights).sum(1) / weights.sum(1)  # (B, C)
             unit = torch.nn.functional.normalize(mean.float(), dim=-1)
         return unit.cpu().tolist()
+
+    def frame(self, ids: Sequence[int], pair: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """(input_ids, token_type_ids) of raw token ids framed as fine-tuning framed them, cut to the context."""
+        if self.kind != "classifier":
+            raise ValueError(f"{self.model_id} is a {self.family} run: framing is for classifier runs")
+        budget = self.context_length - self.framing.n_special(pair is not None)
+        if pair is None:
+            return self.framing.frame(fit_length(ids, budget))
+        return self.framing.frame(*fit_pair(ids, pair, budget))
+
+    def classify(self, inputs: Sequence[str | tuple[str, str]]) -> list[Classification]:
+        """Texts or (text, text_pair) pairs -> one :class:`Classification` each (tokenizes, then runs the head)."""
+        rows = []
+        for item in inputs:
+            if isinstance(item, str):
+                rows.append(self.frame(self.encode(item)))
+            else:
+                rows.append(self.frame(self.encode(item[0]), self.encode(item[1])))
+        return self.classify_tokens(rows)
+
+    def classify_tokens(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[Classification]:
+        """Framed (input_ids, token_type_ids) rows (see :meth:`frame`) -> one :class:`Classification` each."""
+        if self.kind != "classifier":
+            raise ValueError(f"{self.model_id} is a {self.family} run: classification needs a fine-tuned "
+                             "sequence-classification run")
+        if any(len(ids) == 0 for ids, _ in rows):
+            raise ValueError("a classification input is empty: give at least one token")
+        out: list[Classification] = []
+        for start in range(0, len(rows), _EMBED_BATCH):
+            out += self._classify_batch(list(rows[start:start + _EMBED_BATCH]))
+        self.stats.classification_inputs += len(rows)
+        return out
+
+    def _classify_batch(self, rows: list[tuple[Sequence[int], Sequence[int]]]) -> list[Classification]:
+        width = max(len(ids) for ids, _ in rows)
+        ids = torch.tensor([list(r) + [self.pad_id] * (width - len(r)) for r, _ in rows], dtype=torch.long)
+        types = torch.tensor([list(t) + [0] * (width - len(t)) for _, t in rows], dtype=torch.long)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in rows], dtype=torch.long)
+        device = next(self.model.parameters()).device
+        kwargs = {"token_type_ids": types.to(device)} if self.framing.token_types else {}
+        with torch.inference_mode():
+            logits = self.model(ids.to(device), attention_mask=mask.to(device), **kwargs).float().cpu()  # (B, K)
+        if self.problem == "single_label":
+            scores = torch.softmax(logits, dim=-1)
+        elif self.problem == "multi_label":
+            scores = torch.sigmoid(logits)
+        else:
+            scores = logits
+        results = []
+        for row in scores.tolist():
+            named = dict(zip(self.labels, row, strict=True))
+            if self.problem == "regression":
+                results.append(Classification(None, row[0], named))
+            else:
+                top = max(range(len(row)), key=row.__getitem__)
+                results.append(Classification(self.labels[top], row[top], named))
+        return results

@@ -26,7 +26,16 @@ from fastapi import Request
 from fromzero.generation import Generation
 from fromzero.serve import schemas
 from fromzero.serve.api_errors import APIError, error_body
-from fromzero.serve.scheduler import ChoiceDone, EmbeddingsDone, Event, Job, JobEnded, JobFailed, TextDelta
+from fromzero.serve.scheduler import (
+    ChoiceDone,
+    ClassificationsDone,
+    EmbeddingsDone,
+    Event,
+    Job,
+    JobEnded,
+    JobFailed,
+    TextDelta,
+)
 
 
 class EventChannel:
@@ -133,7 +142,7 @@ async def stream_generation(job: Job, channel: EventChannel, fmt: ReplyFormat,
 
 
 async def collect(request: Request, job: Job, channel: EventChannel) -> tuple[dict[int, Generation], list]:
-    """Wait for a job's results (generations by choice index, embedding vectors) while watching the client.
+    """Wait for a job's results (generations by choice index; embedding vectors or classifications).
 
     Raises ClientGone (after cancelling the job) if the client disconnects
     first, and APIError 500 if the job failed.
@@ -160,6 +169,8 @@ async def _gather(channel: EventChannel) -> tuple[dict[int, Generation], list]:
             generations[event.index] = event.generation
         elif isinstance(event, EmbeddingsDone):
             vectors = event.vectors
+        elif isinstance(event, ClassificationsDone):
+            vectors = event.results
         elif isinstance(event, JobFailed):
             raise APIError(event.status, event.message, code="inference_failed")
     return generations, vectors

@@ -19,7 +19,7 @@ while queued never starts.
 
 The worker reports through a *sink*, a thread-safe callable that receives
 events (:class:`TextDelta`, :class:`ChoiceDone`, :class:`EmbeddingsDone`,
-:class:`JobFailed`, then always :class:`JobEnded`).
+:class:`ClassificationsDone`, :class:`JobFailed`, then always :class:`JobEnded`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fromzero.generation import Generation, SamplingConfig
-from fromzero.serve.engine import Engine
+from fromzero.serve.engine import Classification, Engine
 
 log = logging.getLogger("fromzero.serve")
 
@@ -61,6 +61,11 @@ class EmbeddingTask:
 
 
 @dataclass(frozen=True)
+class ClassificationTask:
+    inputs: list[tuple[list[int], list[int]]]  # framed (input_ids, token_type_ids), one per input
+
+
+@dataclass(frozen=True)
 class TextDelta:
     index: int
     text: str
@@ -78,6 +83,11 @@ class EmbeddingsDone:
 
 
 @dataclass(frozen=True)
+class ClassificationsDone:
+    results: list[Classification]
+
+
+@dataclass(frozen=True)
 class JobFailed:
     message: str
     status: int = 500  # the HTTP status a non-streaming reply gets
@@ -88,8 +98,8 @@ class JobEnded:
     """Always the last event of a job."""
 
 
-Event = TextDelta | ChoiceDone | EmbeddingsDone | JobFailed | JobEnded
-Task = GenerationTask | EmbeddingTask
+Event = TextDelta | ChoiceDone | EmbeddingsDone | ClassificationsDone | JobFailed | JobEnded
+Task = GenerationTask | EmbeddingTask | ClassificationTask
 
 
 class Job:
@@ -215,6 +225,9 @@ class Scheduler:
                 finished = False
             elif isinstance(job.task, GenerationTask):
                 finished = self._generate(job, job.task)
+            elif isinstance(job.task, ClassificationTask):
+                job.emit(ClassificationsDone(self.engine.classify_tokens(job.task.inputs)))
+                finished = True
             else:
                 job.emit(EmbeddingsDone(self.engine.embed(job.task.inputs)))
                 finished = True

@@ -112,6 +112,13 @@ class EmbeddingRequest(_Request):
     encoding_format: Literal["float", "base64"] = "float"
 
 
+class ClassificationRequest(_Request):
+    """``POST /v1/classifications`` (fromzero's own route, OpenAI conventions): one text or a list of texts."""
+
+    model: str
+    input: str | list[str]
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0
@@ -186,6 +193,21 @@ class EmbeddingResponse(BaseModel):
     object: Literal["list"] = "list"
     data: list[Embedding]
     model: str
+    usage: Usage
+
+
+class Classification(BaseModel):
+    object: Literal["classification"] = "classification"
+    index: int
+    label: str | None  # the top label; None for a regression run
+    score: float  # the top label's probability (regression: the predicted value)
+    scores: dict[str, float]  # every label: softmax (single-label), sigmoid (multi-label) or raw value
+
+
+class ClassificationResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Classification]
     usage: Usage
 
 

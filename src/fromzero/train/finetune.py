@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 
 from fromzero.atomic import write_text, write_with
@@ -48,8 +47,9 @@ from fromzero.finetune import (
     save_adapter,
     trainable_summary,
 )
-from fromzero.models import build_model, family_of, model_config
-from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
+from fromzero.finetuned_run import INFO_FILE, build_head, load_finetuned_model
+from fromzero.finetuned_run import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
+from fromzero.models import family_of
 from fromzero.objectives.classification import SequenceClassification
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
 from fromzero.objectives.token_classification import TokenClassification
@@ -58,8 +58,6 @@ from fromzero.train.finetune_data import Scorer, TaskData, load_task_data, task_
 from fromzero.train.finetune_recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe, recipe_dict
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
-
-INFO_FILE = "finetune.json"
 
 
 @dataclass
@@ -82,18 +80,10 @@ class FinetunedRun:
     info: dict[str, Any]
 
 
-def is_finetune_run(path: str | Path) -> bool:
-    """True for a run directory written by ``fromzero finetune``."""
-    return (Path(path) / INFO_FILE).is_file()
-
-
 def build_task_model(backbone: nn.Module, task: TaskConfig, num_labels: int) -> nn.Module:
     """Wrap ``backbone`` in the head of ``task.kind`` (its parameters under ``head.``)."""
-    if task.kind == "token_classification":
-        return TokenClassifier(backbone, num_labels, dropout=task.dropout)
-    if task.kind == "span_qa":
-        return SpanQA(backbone)
-    return SequenceClassifier(backbone, num_labels, problem=task.problem, pooling=task.pooling, dropout=task.dropout)
+    return build_head(backbone, task.kind, num_labels, problem=task.problem, pooling=task.pooling,
+                      dropout=task.dropout)
 
 
 def task_objective(task: TaskConfig, weights: list[float] | None):
@@ -247,26 +237,9 @@ def _best_metrics(run_dir: Path, step: int | None) -> dict[str, float]:
 
 def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
     """Load a fine-tuned run directory: its recipe, the backbone + head with trained weights, tokenizer, labels."""
-    path = Path(run_dir)
-    if not is_finetune_run(path):
-        raise CheckpointError(f"{path}: not a fine-tuned run (no {INFO_FILE}); pass a folder written by "
-                              "`fromzero finetune`")
-    info = json.loads((path / INFO_FILE).read_text())
-    recipe = load_finetune_recipe(path / "config.yaml")
-    cfg = model_config(info["family"], info["model"], file=str(path / INFO_FILE))
-    task = replace(recipe.task, pooling=info.get("pooling") or recipe.task.pooling)
-    model = build_task_model(build_model(cfg), task, info["num_labels"])
-    weights = path / "model.safetensors"
-    try:
-        missing, unexpected = load_model(model, str(weights), strict=False, device=device)
-    except (OSError, SafetensorError) as err:
-        raise CheckpointError(f"{weights}: missing or unreadable weights ({err})") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{weights}: weights do not match {INFO_FILE} (missing {sorted(missing)[:3]}, "
-                              f"unexpected {sorted(unexpected)[:3]})")
-    vocab = LabelVocab(info["labels"]) if info.get("labels") else None
-    tokenizer = Tokenizer.load(path / "tokenizer.json")
-    return FinetunedRun(path, recipe, model.to(device).eval(), tokenizer, vocab, info)
+    loaded = load_finetuned_model(run_dir, device)
+    recipe = load_finetune_recipe(loaded.path / "config.yaml")
+    return FinetunedRun(loaded.path, recipe, loaded.model, loaded.tokenizer, loaded.vocab, loaded.info)
 
 
 def finetuned_task_data(run: FinetunedRun, split: str = "test") -> TaskData:
