@@ -124,6 +124,10 @@ def direct_engine_rate(args: argparse.Namespace) -> float:
     from fromzero.generation import SamplingConfig
     from fromzero.serve import Engine
 
+    if args.threads is not None:  # the same torch threads as the server, so the ratio compares like with like
+        import torch
+
+        torch.set_num_threads(args.threads)
     engine = Engine.from_run_dir(args.run_dir)
     ids = engine.prepare_prompt(engine.encode(args.prompt))
     tokens, start = 0, time.perf_counter()
@@ -143,6 +147,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     queue = max(64, args.concurrency * 2)
     cmd = [sys.executable, "-m", "fromzero", "serve", args.run_dir, "--port", str(port), "--max-queue", str(queue),
            "--max-tokens", str(max(512, args.max_tokens))]
+    if args.threads is not None:
+        cmd += ["--threads", str(args.threads)]
     env = {**os.environ, "FROMZERO_API_KEY": args.api_key or ""}
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -207,6 +213,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=os.environ.get("FROMZERO_API_KEY"))
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0, help="per-request timeout in seconds")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the started server and of the direct-engine peer (default: torch's)")
     parser.add_argument("--baseline-requests", type=int, default=20, help="direct-engine peer (0: skip)")
     parser.add_argument("--json", help="also write the summary to this file")
     args = parser.parse_args(argv)

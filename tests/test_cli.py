@@ -138,3 +138,8 @@ def test_run_killed_before_first_checkpoint_can_resume(tmp_path: Path, small_cor
     assert (out / "config.yaml").exists() and not list((out / "checkpoints").glob("step_*"))
     result = pretrain(None, args, out=out, resume=True, progress=False)  # a sane lr this time
     assert result.train.step == 6 and math.isfinite(result.train.train_loss)
+
+
+def test_serve_rejects_a_bad_thread_count_before_starting(tiny_run: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["serve", str(tiny_run), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --threads must be >= 1, got 0"
