@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load_model
 from torch import nn
 
 from fromzero.config import load_yaml
@@ -28,6 +26,7 @@ from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError
 from fromzero.models import build_model, model_config
 from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
+from fromzero.run_dir import load_weights
 
 INFO_FILE = "finetune.json"
 
@@ -88,13 +87,7 @@ def load_finetuned_model(run_dir: str | Path, device: str = "cpu") -> FinetunedM
                        info["num_labels"], problem=info.get("problem") or task.get("problem", "single_label"),
                        pooling=info.get("pooling") or task.get("pooling"), dropout=task.get("dropout"))
     weights = path / "model.safetensors"
-    try:
-        missing, unexpected = load_model(model, str(weights), strict=False, device=device)
-    except (OSError, SafetensorError) as err:
-        raise CheckpointError(f"{weights}: missing or unreadable weights ({err})") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{weights}: weights do not match {INFO_FILE} (missing {sorted(missing)[:3]}, "
-                              f"unexpected {sorted(unexpected)[:3]})")
+    load_weights(model, weights, INFO_FILE, device)
     vocab = LabelVocab(info["labels"]) if info.get("labels") else None
     if not (path / "tokenizer.json").is_file():
         raise CheckpointError(f"{path}: tokenizer.json is missing; the run directory is incomplete")

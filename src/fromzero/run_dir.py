@@ -50,6 +50,17 @@ def find_weights(run_dir: Path) -> Path | None:
     return max(steps)[1] if steps else None
 
 
+def load_weights(model: nn.Module, weights: Path, described_by: str, device: str = "cpu") -> None:
+    """Load a safetensors file into ``model`` strictly: a missing or extra tensor is a CheckpointError."""
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False, device=device)
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(f"{weights}: missing or unreadable weights ({err})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: weights do not match {described_by} (missing {sorted(missing)[:3]}, "
+                              f"unexpected {sorted(unexpected)[:3]})")
+
+
 def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "cpu") -> Run:
     """Load config, tokenizer and (optionally) the trained model of a run directory."""
     path = Path(run_dir)
@@ -71,12 +82,6 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
         if weights is None:
             raise CheckpointError(f"{path}: no model.safetensors and no checkpoint; train it first")
         model = build_model(cfg)
-        try:
-            missing, unexpected = load_model(model, str(weights), strict=False, device=device)
-        except (OSError, SafetensorError) as err:
-            raise CheckpointError(f"{weights}: unreadable weights ({err})") from None
-        if missing or unexpected:
-            raise CheckpointError(f"{weights}: weights do not match config.yaml (missing {sorted(missing)[:3]}, "
-                                  f"unexpected {sorted(unexpected)[:3]})")
+        load_weights(model, weights, "config.yaml", device)
         model.to(device).eval()
     return Run(path, config, cfg, model, tokenizer, weights)
