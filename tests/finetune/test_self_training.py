@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import yaml
 from fromzero.cli import main
 from fromzero.config import InvalidValue
 from fromzero.finetune.self_training import SelfTrainingConfig, round_report, select_pseudo_labels
+from toy_data import make_topic_rows
 
 PROBS = torch.tensor([
     [0.95, 0.03, 0.02],  # 0: class 0 at 0.95
@@ -64,14 +64,7 @@ FILLER = ["the", "a", "we", "saw", "liked", "big", "today"]
 
 
 def _rows(n: int, seed: int) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = list(WORDS)[i % 3]
-        words = rng.sample(FILLER, 2) + [rng.choice(WORDS[label])]
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    return rows
+    return make_topic_rows(n, seed, WORDS, FILLER, 2)
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

@@ -5,7 +5,6 @@ and bad requests get OpenAI-shaped 4xx errors; generation and embedding routes r
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from fromzero.data.task_encoding import Framing
 from fromzero.finetuned_run import load_finetuned_model
 from fromzero.serve import BackgroundServer, Engine, ServeLimits, create_app
 from fromzero.train.finetune import load_finetuned
+from toy_data import make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team"], "food": ["bread", "soup", "apple"], "music": ["song", "drum", "tune"]}
 FILLER = ["the", "a", "we", "saw", "liked", "big", "small", "today"]
@@ -28,15 +28,9 @@ MAX_PROMPT_TOKENS = 64
 
 
 def _write(folder: Path, n: int, seed: int, numeric: bool = False) -> Path:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = list(WORDS)[i % 3]
-        words = rng.sample(FILLER, 3) + [rng.choice(WORDS[label])]
-        rng.shuffle(words)
-        rows.append(json.dumps({"text": " ".join(words), "label": float(i % 3) if numeric else label}))
+    rows = make_topic_rows(n, seed, WORDS, FILLER, 3, numeric)
     path = folder / f"cls_{seed}.jsonl"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
 

@@ -22,22 +22,16 @@ from fromzero.train.finetune import build_task_model, finetuned_task_data, load_
 from fromzero.train.finetune_data import task_outputs
 from fromzero.train.finetune_recipe import load_finetune_recipe
 from fromzero.train.pretrain import pretrain
+from toy_data import make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team", "match"], "food": ["bread", "soup", "apple", "cheese"],
          "music": ["song", "guitar", "drum", "tune"]}
 FILLER = ["the", "a", "we", "saw", "liked", "big", "small", "today"]
 
 
-def _write_classification(folder: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = list(WORDS)[i % 3]
-        words = rng.sample(FILLER, 3) + [rng.choice(WORDS[label])]
-        rng.shuffle(words)
-        rows.append(json.dumps({"text": " ".join(words), "label": label}))
+def _write_classification(folder: Path, rows: list[dict], seed: int) -> Path:
     path = folder / f"cls_{seed}.jsonl"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
 
@@ -85,7 +79,8 @@ def bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pa
 @pytest.fixture(scope="module")
 def task_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     folder = tmp_path_factory.mktemp("tasks")
-    return {"sequence_classification": {s: _write_classification(folder, n, k) for s, n, k in
+    return {"sequence_classification": {s: _write_classification(folder, make_topic_rows(n, k, WORDS, FILLER, 3), k)
+                                        for s, n, k in
                                         (("train", 48, 0), ("validation", 18, 1), ("test", 18, 2))},
             "token_classification": {s: _write_conll(folder, n, k) for s, n, k in
                                      (("train", 24, 0), ("validation", 8, 1), ("test", 8, 2))},
