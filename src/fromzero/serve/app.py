@@ -128,14 +128,9 @@ class OpenAIRoutes:
 
     async def embeddings(self, body: schemas.EmbeddingRequest, request: Request) -> schemas.EmbeddingResponse:
         self._check(body.model, "embeddings")
-        inputs = self._token_inputs(body.input, "input", generation=False)
-        if len(inputs) > self.limits.max_embedding_inputs:
-            raise APIError(400, f"{len(inputs)} inputs; this server embeds at most "
-                           f"{self.limits.max_embedding_inputs} per request", param="input")
-        job, channel = self._submit(EmbeddingTask(inputs))
-        try:
-            _, vectors = await collect(request, job, channel)
-        except ClientGone:
+        inputs = self._capped(self._token_inputs(body.input, "input", generation=False), "embeds")
+        vectors = await self._run_batch(EmbeddingTask(inputs), request)
+        if vectors is None:
             return Response(status_code=499)
         data = [schemas.Embedding(index=i, embedding=_encode_vector(v, body.encoding_format))
                 for i, v in enumerate(vectors)]
@@ -146,20 +141,32 @@ class OpenAIRoutes:
     async def classifications(self, body: schemas.ClassificationRequest,
                               request: Request) -> schemas.ClassificationResponse | Response:
         self._check(body.model, "classifications")
-        inputs = [self.engine.frame(ids) for ids in self._token_inputs(body.input, "input", generation=False)]
-        if len(inputs) > self.limits.max_embedding_inputs:
-            raise APIError(400, f"{len(inputs)} inputs; this server classifies at most "
-                           f"{self.limits.max_embedding_inputs} per request", param="input")
-        job, channel = self._submit(ClassificationTask(inputs))
-        try:
-            _, results = await collect(request, job, channel)
-        except ClientGone:
+        inputs = self._capped([self.engine.frame(ids) for ids in self._token_inputs(body.input, "input",
+                                                                                        generation=False)],
+                              "classifies")
+        results = await self._run_batch(ClassificationTask(inputs), request)
+        if results is None:
             return Response(status_code=499)
         data = [schemas.Classification(index=i, label=r.label, score=r.score, scores=r.scores)
                 for i, r in enumerate(results)]
         tokens = sum(len(ids) for ids, _ in inputs)
         return schemas.ClassificationResponse(model=self.engine.model_id, data=data,
                                               usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens))
+
+    def _capped(self, inputs: list, verb: str) -> list:
+        """``inputs`` unless there are more than a request may batch (then a 400 naming the cap)."""
+        if len(inputs) > self.limits.max_embedding_inputs:
+            raise APIError(400, f"{len(inputs)} inputs; this server {verb} at most "
+                           f"{self.limits.max_embedding_inputs} per request", param="input")
+        return inputs
+
+    async def _run_batch(self, task: EmbeddingTask | ClassificationTask, request: Request) -> list | None:
+        """Queue a batch task and wait for its results; None when the client went away first."""
+        job, channel = self._submit(task)
+        try:
+            return (await collect(request, job, channel))[1]
+        except ClientGone:
+            return None
 
     def _check_model(self, model: str, param: str) -> None:
         if model != self.engine.model_id:
