@@ -191,8 +191,8 @@ class Trainer:
 
     def _improved(self, value: float, step: int) -> bool:
         best, delta = self.state["best_val_loss"], self.cfg.early_stop_min_delta
-        better = self.select_metric.endswith("loss") and (best is None or value < best - delta) or \
-            not self.select_metric.endswith("loss") and (best is None or value > best + delta)
+        lower_is_better = self.select_metric.endswith("loss")
+        better = best is None or (value < best - delta if lower_is_better else value > best + delta)
         if better:
             self.state["best_val_loss"], self.state["bad_evals"], self.state["best_step"] = value, 0, step
             return True
