@@ -258,17 +258,21 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"error: --data is for language models; a {objective} run is evaluated on its own "
                   "validation split", file=sys.stderr)
             return 2
-        result = evaluate_pretraining(run, n_batches=args.batches, batch_size=args.batch_size)
-        print(f"{objective} on the validation split ({args.batches} batches of {args.batch_size}):")
+        result = evaluate_pretraining(run, n_batches=args.batches, batch_size=args.batch_size, shards=args.shards)
+        where = f"the validation split of {args.shards}" if args.shards else "the validation split"
+        print(f"{objective} on {where} ({args.batches} batches of {args.batch_size}):")
         for key, value in result.items():
             print(f"  {key:>28}: {value:.4f}")
-        _save_eval(run.path, f"validation split ({objective})", result)
+        _save_eval(run.path, f"validation split ({objective})" + (f" of {args.shards}" if args.shards else ""),
+                   result)
         return 0
     if args.data:
         tokens, source = encode_files(run, args.data, args.text_field), " ".join(args.data)
     else:
-        _, tokens, _ = load_shards(run.path / "data")
-        source = "validation split"
+        from fromzero.eval.pretraining import shards_for
+
+        _, tokens, _ = load_shards(shards_for(run, args.shards))
+        source = f"validation split of {args.shards}" if args.shards else "validation split"
     result = perplexity(run, tokens, seq_len=args.seq_len, batch_size=args.batch_size, stride=args.stride)
     print(f"{source}: loss {result['loss']:.4f} nats/token, perplexity {result['ppl']:.3f}, "
           f"{result['bits_per_token']:.4f} bits/token over {result['tokens']:,} tokens")
@@ -368,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="loss and perplexity on held-out text; test metrics of a fine-tuned run")
     p.add_argument("run_dir")
     p.add_argument("--data", nargs="+", help="files or folders (default: the run's validation split)")
+    p.add_argument("--shards", help="another run's data/ folder (same tokenizer): score on its validation split, "
+                                    "e.g. a base model on its continued-pretraining run's domain text")
     p.add_argument("--text-field", default="text")
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8)

@@ -8,6 +8,7 @@ line where there is one, and the fix.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +17,8 @@ from pathlib import Path
 from fromzero.errors import DataError
 
 BUNDLED_PREFIX = "bundled:"
+FORTUNE_PREFIX = "fortune:"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes some fortune files carry (fortunes-zh does)
 SUFFIXES = (".txt", ".jsonl")
 _BOM = "\ufeff"
 
@@ -133,6 +136,16 @@ def _folder_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
+def _iter_fortunes(path: Path) -> Iterator[Document]:
+    """A fortune(6) file: entries separated by lines holding only ``%``, each entry one document."""
+    text = _ANSI.sub("", _decode(_read_bytes(path), path).removeprefix(_BOM))
+    line = 1
+    for entry in re.split(r"^%\n", text, flags=re.MULTILINE):
+        if entry.strip():
+            yield Document(text=entry.strip("\n"), source=f"{path}:{line}")
+        line += entry.count("\n") + 1
+
+
 def _iter_file(path: Path, text_field: str) -> Iterator[Document]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
@@ -150,14 +163,24 @@ def iter_documents(inputs: Sequence[str | Path], text_field: str = "text") -> It
 
     Each input is a ``.txt`` file (the whole file is one document), a
     ``.jsonl`` file (one document per non-blank line, its text in
-    ``text_field``), a folder (searched recursively, sorted, for both kinds)
-    or ``bundled:NAME``. Files must be UTF-8. Whitespace-only documents are
+    ``text_field``), a folder (searched recursively, sorted, for both kinds),
+    ``bundled:NAME``, or ``fortune:PATH`` (a fortune(6) file: one document per
+    ``%``-separated entry, ANSI colour codes removed). Files must be UTF-8. Whitespace-only documents are
     skipped; if nothing at all remains a :class:`DataError` is raised.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     found = 0
     for spec in inputs:
+        if isinstance(spec, str) and spec.startswith(FORTUNE_PREFIX):
+            path = Path(spec[len(FORTUNE_PREFIX):])
+            if not path.is_file():
+                raise DataError(f"{spec}: no such fortune file (Chinese ones: `apt-get install fortunes-zh`, "
+                                "then fortune:/usr/share/games/fortunes/chinese)")
+            for doc in _iter_fortunes(path):
+                found += 1
+                yield doc
+            continue
         path = resolve_input(spec)
         if not path.exists():
             raise DataError(f"{path}: no such file or directory")

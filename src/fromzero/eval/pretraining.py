@@ -12,12 +12,15 @@ token, or the majority NSP class). Beating it shows the model learned.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from fromzero.data.shards import load_shards
+from fromzero.data.tokenizers import Tokenizer
+from fromzero.errors import DataError
 from fromzero.objectives import IGNORE_INDEX
 from fromzero.run_dir import Run
 from fromzero.train.pretrain import context_length
@@ -52,14 +55,32 @@ def majority_baselines(train_source: Any, val_source: Any, n_batches: int) -> di
     return out
 
 
+def shards_for(run: Run, shards: str | Path | None) -> Path:
+    """The token shards to evaluate on: the run's own, or ``shards`` when they share the run's tokenizer.
+
+    Another run's shards let a base model and its continued-pretraining run be scored on the same
+    held-out domain text.
+    """
+    if shards is None:
+        return run.path / "data"
+    folder = Path(shards)
+    if not (folder / "tokenizer.json").is_file():
+        raise DataError(f"--shards: {folder} has no tokenizer.json; pass a run's data/ folder or a "
+                        "`fromzero prepare` output")
+    if Tokenizer.load(folder / "tokenizer.json").hf.get_vocab() != run.tokenizer.hf.get_vocab():
+        raise DataError(f"--shards: {folder} was encoded with another tokenizer than {run.path}; token ids would "
+                        "mean different things (continued-pretraining runs share their base's tokenizer)")
+    return folder
+
+
 @torch.no_grad()
-def evaluate_pretraining(run: Run, *, n_batches: int = 20, batch_size: int = 16,
-                         progress: bool = True) -> dict[str, float]:
-    """The run's objective metrics on its validation split, plus the majority baselines."""
+def evaluate_pretraining(run: Run, *, n_batches: int = 20, batch_size: int = 16, progress: bool = True,
+                         shards: str | Path | None = None) -> dict[str, float]:
+    """The run's objective metrics on a validation split (its own, or ``shards``'), plus majority baselines."""
     recipe_dict = dict(run.config)
     task = get_task(recipe_dict["objective"]["name"])
     objective_cfg = PretrainRecipe(objective=recipe_dict["objective"]).objective_config()
-    train_tokens, val_tokens, _ = load_shards(run.path / "data")
+    train_tokens, val_tokens, _ = load_shards(shards_for(run, shards))
     seq_len = (recipe_dict.get("train") or {}).get("seq_len") or context_length(run.model_config)
     seed = int(recipe_dict.get("seed", 0)) + 100  # batches the training loop never drew
     train_src, val_src = task.batches(train_tokens, val_tokens, run.tokenizer, seq_len, batch_size, seed,

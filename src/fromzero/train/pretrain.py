@@ -14,8 +14,9 @@ from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, load_yaml
 from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
-from fromzero.errors import CheckpointError
+from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model
+from fromzero.run_dir import find_weights, load_weights
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses
 from fromzero.train.recipe import PretrainRecipe, load_recipe, resolved_dict
@@ -30,6 +31,7 @@ class PretrainResult:
     samples: list[str]  # display strings: prompt + continuation, or fill-mask guesses
     unigram_entropy: float
     objective: str = "causal_lm"
+    init: str | None = None  # the run this one continued, if any
 
 
 def _run_dir_for(recipe: PretrainRecipe, recipe_path: str | Path | None, out: str | Path | None) -> Path:
@@ -58,16 +60,54 @@ def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
                                   "the same model, data and seed (change train.* / optim.* only)")
 
 
+def _init_tokenizer(recipe: PretrainRecipe, specials: list[str]) -> Tokenizer:
+    """The ``init`` run's tokenizer, which must hold every special token the objective uses."""
+    tokenizer = Tokenizer.load(Path(recipe.init) / "tokenizer.json")
+    missing = [t for t in specials if tokenizer.token_to_id(t) is None]
+    if missing:
+        raise ConfigError(f"init: {recipe.init}/tokenizer.json has no {', '.join(missing)} token(s), which the "
+                          "objective needs; continue with an objective the run was trained for")
+    return tokenizer
+
+
 def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress: bool, specials: list[str]):
     data_dir = run_dir / "data"
     if recipe.data.prepared:
-        return load_shards(recipe.data.prepared), Path(recipe.data.prepared)
+        shards, prepared = load_shards(recipe.data.prepared), Path(recipe.data.prepared)
+        if recipe.init and (Tokenizer.load(prepared / "tokenizer.json").hf.get_vocab()
+                            != _init_tokenizer(recipe, specials).hf.get_vocab()):
+            raise ConfigError(f"data.prepared: {prepared} was encoded with another tokenizer than init's "
+                              f"({recipe.init}); use data.inputs to encode the text with init's tokenizer")
+        return shards, prepared
     if resume and (data_dir / "meta.json").exists():
+        return load_shards(data_dir), data_dir
+    if recipe.init:
+        prepare_corpus(recipe.data.inputs, data_dir, tokenizer=_init_tokenizer(recipe, specials),
+                       val_fraction=recipe.data.val_fraction, seed=recipe.seed, text_field=recipe.data.text_field,
+                       progress=progress)
         return load_shards(data_dir), data_dir
     tok_cfg = with_special_tokens(recipe.data.tokenizer, specials)
     prepare_corpus(recipe.data.inputs, data_dir, tok_cfg, val_fraction=recipe.data.val_fraction,
                    seed=recipe.seed, text_field=recipe.data.text_field, progress=progress)
     return load_shards(data_dir), data_dir
+
+
+def _load_init_weights(model: torch.nn.Module, recipe: PretrainRecipe, task_name: str) -> None:
+    """Start from the ``init`` run's weights; its heads must cover the objective."""
+    cfg = model.config
+    if task_name == "masked_lm" and not getattr(cfg, "mlm_head", True):
+        raise ConfigError(f"init: {recipe.init} has no masked-LM head (an encoder-only import); continued "
+                          "masked-LM pretraining needs one: import a *ForMaskedLM / *ForPreTraining checkpoint")
+    weights = find_weights(Path(recipe.init))
+    if weights is None:
+        raise CheckpointError(f"init: {recipe.init} has no model.safetensors and no checkpoint; train it first")
+    load_weights(model, weights, f"{recipe.init}/config.yaml")
+
+
+def _check_nsp_head(model_cfg: Any, objective_cfg: Any, recipe: PretrainRecipe) -> None:
+    if getattr(objective_cfg, "nsp", False) and not getattr(model_cfg, "nsp_head", True):
+        raise ConfigError(f"objective.nsp: {recipe.init} has no next-sentence head; continue with "
+                          "--objective.nsp=false")
 
 
 def context_length(model_cfg: Any) -> int:
@@ -107,6 +147,9 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
 
     torch.manual_seed(recipe.seed)  # init depends only on the seed, not on data preparation
     model = build_model(model_cfg)
+    if recipe.init:
+        _check_nsp_head(model_cfg, objective_cfg, recipe)
+        _load_init_weights(model, recipe, task.name)
     seq_len = recipe.train.seq_len or context_length(model_cfg)
     train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
                                       recipe.seed, objective_cfg)
@@ -122,7 +165,8 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
                "best_val_loss": result.best_val_loss, "val_metrics": result.val_metrics,
                "objective": task.name, "unigram_entropy": entropy,
                "stopped_early": result.stopped_early, "device": str(trainer.device),
-               "precision": trainer.precision, "meta": meta}
+               "precision": trainer.precision, "meta": meta, "init": recipe.init}
     write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
-    samples = task.samples(trainer.model.eval(), tokenizer, list(recipe.sample.prompts), recipe.sample.generation)
-    return PretrainResult(run_dir, result, samples, entropy, task.name)
+    prompts = list(recipe.sample.prompts)  # none: no samples (e.g. a continued run's text has no fitting prompt)
+    samples = task.samples(trainer.model.eval(), tokenizer, prompts, recipe.sample.generation) if prompts else []
+    return PretrainResult(run_dir, result, samples, entropy, task.name, recipe.init)
