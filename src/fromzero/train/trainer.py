@@ -131,9 +131,8 @@ class Trainer:
         """``eval_fn(model)`` adds metrics (prefixed ``val_``) to each evaluation, e.g. macro-F1 over the
         whole validation set; ``select_metric`` (minimised if :func:`lower_is_better`, else maximised) drives
         early stopping and ``on_best(step, metrics)``, called at each new best evaluation.
-        ``checkpoints=False`` writes none (a run that is never resumed, e.g. a fine-tune keeping its best
-        weights in memory). ``checkpoint_content`` replaces the whole-model weights of each checkpoint
-        (see :class:`CheckpointContent`)."""
+        ``checkpoints=False`` writes none (a run that is never resumed). ``checkpoint_content`` replaces
+        the whole-model weights of each checkpoint (see :class:`CheckpointContent`)."""
         self.cfg, self.optim_cfg, self.run_dir = cfg, optim, Path(run_dir)
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
