@@ -24,6 +24,8 @@ USAGE_EXAMPLES = """examples:
   fromzero export-hf runs/qs exported/qs
   fromzero prepare-task trec data/trec
   fromzero finetune recipes/finetune_trec_lora.yaml --optim.lr=1e-3
+  fromzero finetune recipes/finetune_trec_lora.yaml --resume   # continue an interrupted fine-tune
+  fromzero info runs/finetune_trec_lora           # base, task, method, parameters, best and test metrics
   fromzero eval runs/finetune_trec_lora           # test metrics of a fine-tuned run
   fromzero self-train recipes/finetune_trec_lora.yaml --unlabeled pool.jsonl --rounds 3 --threshold 0.9
 """
@@ -199,7 +201,8 @@ def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
     from fromzero.eval.finetune_eval import run_finetune
 
-    run_dir, saved = run_finetune(args.recipe, overrides, out=args.out, progress=not args.no_progress)
+    run_dir, saved = run_finetune(args.recipe, overrides, out=args.out, progress=not args.no_progress,
+                                  resume=args.resume)
     print(f"\nrun directory: {run_dir}")
     _print_finetune_eval(run_dir, saved)
     return 0
@@ -282,8 +285,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from fromzero.train.budget import estimate, human
+    from fromzero.train.finetune_info import describe_finetune_run, is_finetune_run_dir
 
     target = Path(args.target)
+    if is_finetune_run_dir(target):
+        print("\n".join(describe_finetune_run(target)))
+        return 0
     if target.is_dir():
         from fromzero.run_dir import load_run
 
@@ -339,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune a run directory on a task from a recipe (full, partial, LoRA)")
     p.add_argument("recipe", nargs="?", help="fine-tuning recipe YAML; extra --section.key=value override it")
     p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted fine-tune from its latest checkpoint (same base/task/method/seed)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 

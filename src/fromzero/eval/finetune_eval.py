@@ -2,7 +2,8 @@
 
 :func:`score_outputs` maps decoded predictions (``train.finetune_data.TaskOutputs``)
 to metrics: scikit-learn accuracy, P/R/F1 macro and micro and ROC-AUC for
-classification, seqeval entity P/R/F1 for tagging, SQuAD exact match / F1 for
+classification (multi-label: also macro and micro ROC-AUC of the sigmoid scores), MSE / MAE / R^2 and
+Pearson / Spearman for regression, seqeval entity P/R/F1 for tagging, SQuAD exact match / F1 for
 QA. :func:`evaluate_finetuned_run` loads a run directory from disk and scores
 its test copy into ``eval.json`` (key ``test``) with a confusion-matrix PNG,
 so ``fromzero eval`` on a fine-tuned run reproduces what ``fromzero finetune``
@@ -15,8 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fromzero.atomic import write_text
 from fromzero.errors import DataError
 from fromzero.eval.metrics import (
@@ -24,8 +23,10 @@ from fromzero.eval.metrics import (
     confusion,
     entity_metrics,
     multilabel_metrics,
+    multilabel_roc_auc,
     plot_confusion_matrix,
     qa_metrics,
+    regression_metrics,
     roc_auc,
 )
 from fromzero.train.finetune import finetune, finetuned_task_data, load_finetuned
@@ -41,10 +42,15 @@ def score_outputs(out: TaskOutputs) -> dict[str, float]:
     if out.kind == "span_qa":
         return qa_metrics(out.y_pred, out.y_true)
     if out.problem == "regression":
-        err = np.asarray(out.y_pred) - np.asarray(out.y_true)
-        return {"mse": float((err ** 2).mean()), "mae": float(np.abs(err).mean())}
+        return regression_metrics(out.y_true, out.y_pred)
     if out.problem == "multi_label":
-        return multilabel_metrics(out.y_true, out.y_pred)
+        metrics = multilabel_metrics(out.y_true, out.y_pred)
+        for average in ("macro", "micro"):
+            try:
+                metrics[f"roc_auc_{average}"] = multilabel_roc_auc(out.y_true, out.scores, average)
+            except DataError:  # a constant label column: that AUC is undefined, the rest still holds
+                metrics[f"roc_auc_{average}_skipped"] = 1.0
+        return metrics
     metrics = classification_metrics(out.y_true, out.y_pred, labels=list(range(len(out.label_names or []))) or None)
     try:
         metrics.update(roc_auc(out.y_true, out.scores))
@@ -81,7 +87,9 @@ def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64) -> dict[st
 
 
 def run_finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
-                 out: str | Path | None = None, progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    """``fromzero finetune``: train with validation-metric selection, then score the test split."""
-    result = finetune(recipe_path, overrides, scorer=score_outputs, out=out, progress=progress)
+                 out: str | Path | None = None, progress: bool = True,
+                 resume: bool = False) -> tuple[Path, dict[str, Any]]:
+    """``fromzero finetune``: train with validation-metric selection (``resume``: continue an interrupted
+    run from its latest checkpoint), then score the test split."""
+    result = finetune(recipe_path, overrides, scorer=score_outputs, out=out, progress=progress, resume=resume)
     return result.run_dir, evaluate_finetuned_run(result.run_dir)

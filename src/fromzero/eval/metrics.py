@@ -1,7 +1,8 @@
 """Task metrics as thin wrappers over established libraries; every function returns plain Python numbers.
 
     classification   scikit-learn: accuracy, precision / recall / F1 (macro and micro), ROC-AUC
-                     (binary; multi-class one-vs-rest), confusion matrix
+                     (binary; multi-class one-vs-rest; multi-label macro and micro), confusion matrix
+    regression       scikit-learn: MSE, MAE, R^2; scipy.stats: Pearson and Spearman correlation
     tagging (NER)    seqeval: entity-level precision / recall / F1 from BIO tag sequences
     translation      sacrebleu: corpus BLEU and chrF
     extractive QA    SQuAD v1.1's official exact match and token F1 (re-implemented: the
@@ -94,6 +95,57 @@ def roc_auc(y_true: Sequence[int], scores: np.ndarray | Sequence) -> dict[str, f
         return {"roc_auc": float(roc_auc_score(y_true, positive))}
     return {"roc_auc_ovr": float(roc_auc_score(y_true, scores, multi_class="ovr", average="macro",
                                                labels=list(range(n_classes))))}
+
+
+def multilabel_roc_auc(y_true: np.ndarray | Sequence[Sequence[int]], scores: np.ndarray | Sequence,
+                       average: Literal["macro", "micro"]) -> float:
+    """ROC-AUC of multi-label indicator rows (N, K) against per-label scores (N, K), e.g. sigmoid outputs.
+
+    ``macro``: the unweighted mean of the K per-label AUCs, so every label column must hold both 0 and
+    1; ``micro``: one AUC over all N*K (label, score) pairs, defined when the flattened labels hold both.
+    An undefined average is a :class:`DataError` naming the constant columns (callers record a flag).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
+    _check_lengths(y_true, scores, "multi-label ROC-AUC")
+    if y_true.ndim != 2 or y_true.shape != scores.shape:
+        raise DataError(f"multi-label ROC-AUC: labels {y_true.shape} and scores {scores.shape} must both be (N, K)")
+    if average == "macro":
+        constant = [k for k in range(y_true.shape[1]) if len(np.unique(y_true[:, k])) < 2]
+        if constant:
+            raise DataError(f"multi-label ROC-AUC (macro): label column(s) {constant} are constant in the "
+                            "references; per-label AUC needs both 0 and 1 (use a larger evaluation split)")
+    elif len(np.unique(y_true)) < 2:
+        raise DataError("multi-label ROC-AUC (micro): every reference entry is the same; AUC needs both 0 and 1")
+    return float(roc_auc_score(y_true, scores, average=average))
+
+
+# ------------------------------------------------------------------------------------------- regression
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """mse, mae, r2 (scikit-learn) and Pearson / Spearman correlation (scipy.stats) of predicted values.
+
+    A correlation is undefined when either side is constant (e.g. a model that predicts one value):
+    then ``pearson`` and ``spearman`` are left out and ``correlation_skipped`` is 1.0, never a silent 0.
+    """
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    _check_lengths(y_true, y_pred, "regression metrics")
+    if y_true.ndim != 1 or y_pred.ndim != 1:
+        raise DataError(f"regression metrics: expected one value per example, got shapes {y_true.shape} and "
+                        f"{y_pred.shape}")
+    out = {"mse": float(mean_squared_error(y_true, y_pred)), "mae": float(mean_absolute_error(y_true, y_pred)),
+           "r2": float(r2_score(y_true, y_pred))}
+    if len(y_true) < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        out["correlation_skipped"] = 1.0
+    else:
+        out["pearson"] = float(pearsonr(y_true, y_pred).statistic)
+        out["spearman"] = float(spearmanr(y_true, y_pred).statistic)
+    return out
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int]) -> list[list[int]]:

@@ -6,6 +6,7 @@ Layout::
         model.safetensors       weights (tied tensors stored once)
         optimizer.safetensors   optimizer state tensors + RNG states
         state.json              step, trainer state, optimizer hyperparameters, data position
+        <extra>.safetensors     optional named tensor sets (a fine-tune's best weights: best.safetensors)
 
 A checkpoint is written into ``checkpoints/.tmp-step_000200``, every file is
 fsynced, then the folder is renamed. A crash at any point leaves either no
@@ -110,14 +111,24 @@ def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+def _cpu_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
 
 
 def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], keep_last: int = 0) -> Checkpoint:
-    """Write checkpoint ``step`` atomically; then prune to the ``keep_last`` newest (0 keeps all)."""
+                    state: dict[str, Any], keep_last: int = 0, *, weights: dict[str, torch.Tensor] | None = None,
+                    extras: dict[str, dict[str, torch.Tensor]] | None = None) -> Checkpoint:
+    """Write checkpoint ``step`` atomically; then prune to the ``keep_last`` newest (0 keeps all).
+
+    ``weights`` replaces the whole model in ``model.safetensors`` (a fine-tune stores only its trainable
+    tensors: the frozen ones are rebuilt from the base run); each ``extras[name]`` becomes
+    ``name.safetensors`` in the same folder, so it is written (or not) atomically with the rest.
+    """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step_{step:06d}"
@@ -125,7 +136,14 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        save_model(model, str(tmp / "model.safetensors"))
+        if weights is None:
+            save_model(model, str(tmp / "model.safetensors"))
+        else:
+            save_file(_cpu_tensors(weights), str(tmp / "model.safetensors"))
+        for name, tensors in (extras or {}).items():
+            if name in ("model", "optimizer"):
+                raise ValueError(f"checkpoint extra {name!r} would overwrite {name}.safetensors")
+            save_file(_cpu_tensors(tensors), str(tmp / f"{name}.safetensors"))
         opt_tensors, opt_meta = _optimizer_tensors(optimizer)
         save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "optimizer.safetensors"))
         payload = {"format_version": 1, "step": step, "optimizer": opt_meta, **state}
@@ -149,12 +167,17 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
     return Checkpoint(final, step)
 
 
-def load_checkpoint(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+def load_checkpoint(ckpt: Checkpoint, model: nn.Module | None, optimizer: torch.optim.Optimizer | None = None,
                     restore_rng: bool = True) -> dict[str, Any]:
-    """Load weights (and optimizer + RNG state) from ``ckpt``; return its state.json payload."""
+    """Load weights (and optimizer + RNG state) from ``ckpt``; return its state.json payload.
+
+    ``model`` None skips the weights (a caller that saved its own ``weights=`` loads them itself, e.g.
+    with :func:`load_checkpoint_tensors`).
+    """
     try:
         payload = json.loads((ckpt.path / "state.json").read_text(encoding="utf-8"))
-        missing, unexpected = load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
+        missing, unexpected = ([], []) if model is None else \
+            load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
         if missing or unexpected:
             raise CheckpointError(
                 f"{ckpt.path}/model.safetensors does not match the model: missing {sorted(missing)[:3]}, "
@@ -169,3 +192,15 @@ def load_checkpoint(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.O
         raise CheckpointError(f"{ckpt.path}: unreadable checkpoint ({err}); resume from an older one "
                               "by deleting this folder") from None
     return payload
+
+
+def load_checkpoint_tensors(ckpt: Checkpoint, name: str) -> dict[str, torch.Tensor] | None:
+    """The tensors of ``ckpt``'s ``name.safetensors`` (``model`` or an extra), or None if it has no such file."""
+    path = ckpt.path / f"{name}.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(f"{path}: unreadable checkpoint file ({err}); resume from an older checkpoint "
+                              f"by deleting {ckpt.path}") from None

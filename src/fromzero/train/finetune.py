@@ -9,6 +9,7 @@
     run_dir/adapter.safetensors  LoRA only: adapters + head, to apply on the base run's weights
     run_dir/data/                copies of the validation and test files (so eval needs nothing else)
     run_dir/metrics.jsonl, plots/
+    run_dir/checkpoints/         while training only: resumable checkpoints (``--resume``; finetune_resume.py)
 
 Memory is measured the same way for every method, with ``resource.getrusage``:
 ``peak_rss_mb`` is the process's peak resident set size at the end of training
@@ -54,8 +55,10 @@ from fromzero.objectives.classification import SequenceClassification
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
 from fromzero.objectives.token_classification import TokenClassification
 from fromzero.run_dir import load_run
+from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.finetune_data import Scorer, TaskData, load_task_data, task_outputs
 from fromzero.train.finetune_recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe, recipe_dict
+from fromzero.train.finetune_resume import TrainableCheckpoint, check_can_resume
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
 
@@ -178,12 +181,19 @@ def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn
 
 
 def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *, scorer: Scorer,
-             out: str | Path | None = None, progress: bool = True) -> FinetuneResult:
-    """Run a fine-tuning recipe into a run directory; ``scorer`` turns validation outputs into metrics."""
+             out: str | Path | None = None, progress: bool = True, resume: bool = False) -> FinetuneResult:
+    """Run a fine-tuning recipe into a run directory; ``scorer`` turns validation outputs into metrics.
+
+    ``resume`` continues an interrupted run in that directory from its latest checkpoint (see
+    :mod:`fromzero.train.finetune_resume`): the same weights, best selection and metrics as if it had
+    never stopped."""
     recipe = load_finetune_recipe(recipe_path, overrides)
     run_dir = _run_dir_for(recipe, recipe_path, out)
-    if (run_dir / "config.yaml").exists():
-        raise CheckpointError(f"{run_dir} already holds a run; choose another --out or delete it")
+    if not resume and (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, choose another --out "
+                              "or delete it")
+    if resume:
+        check_can_resume(run_dir, recipe_dict(recipe))
     _check_inputs(recipe, str(recipe_path or "<overrides>"))
     base = load_run(recipe.base)
     torch.manual_seed(recipe.seed)
@@ -210,12 +220,14 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
                       data.batches("train", cfg.batch_size, recipe.seed, shuffle=True, grad_accum=cfg.grad_accum),
                       val, cfg, recipe.optim, run_dir, progress=progress,
                       eval_fn=lambda m: scorer(task_outputs(m, data, "validation")),
-                      select_metric=f"val_{recipe.select_metric}", on_best=best, checkpoints=False)
+                      select_metric=f"val_{recipe.select_metric}", on_best=best,
+                      checkpoint_content=TrainableCheckpoint(model, best))
     importlib.import_module("torch.utils.tensorboard")  # the logger's import: not training memory
 
     rss_before, _ = _rss_mb()
     t0 = time.perf_counter()
-    result = trainer.fit()
+    resumed = latest_checkpoint(trainer.ckpt_dir) if resume else None  # killed before the first: from step 0
+    result = trainer.fit(resume=resumed is not None)
     wall = time.perf_counter() - t0
     _, peak = _rss_mb()
     best.restore()
@@ -225,8 +237,10 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
                  "memory_method": "resource.getrusage ru_maxrss minus /proc/self/statm RSS before training",
                  "steps": result.step, "best_step": best.step, "stopped_early": result.stopped_early,
                  "select_metric": recipe.select_metric, "best_validation": _best_metrics(run_dir, best.step),
-                 "device": str(trainer.device), "threads": torch.get_num_threads()})
+                 "device": str(trainer.device), "threads": torch.get_num_threads(),
+                 "resumed_from_step": resumed.step if resumed else None})
     write_text(run_dir / INFO_FILE, json.dumps(info, indent=1))
+    shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)  # the run is complete: checkpoints served resuming only
     return FinetuneResult(run_dir, result, summary, info)
 
 

@@ -35,6 +35,20 @@ SELECT_METRICS = {
     "token_classification": ("f1", "token_accuracy", "loss"),
     "span_qa": ("exact_match", "f1", "loss"),
 }
+# Sequence-classification problems whose metrics differ from single-label ones. Direction follows
+# train.trainer.lower_is_better: loss, mse and mae are minimised, the rest maximised. Macro ROC-AUC is
+# not offered: it is undefined (skipped) when a label column is constant in the validation split.
+SELECT_METRICS_BY_PROBLEM = {
+    "multi_label": ("subset_accuracy", "f1_macro", "f1_micro", "roc_auc_micro", "loss"),
+    "regression": ("mse", "mae", "r2", "pearson", "spearman", "loss"),
+}
+
+
+def select_metric_choices(task: TaskConfig) -> tuple[str, ...]:
+    """The validation metrics ``select_metric`` may name for ``task`` (its kind, and problem)."""
+    if task.kind == "sequence_classification" and task.problem in SELECT_METRICS_BY_PROBLEM:
+        return SELECT_METRICS_BY_PROBLEM[task.problem]
+    return SELECT_METRICS[task.kind]
 
 
 @dataclass(frozen=True)
@@ -98,9 +112,10 @@ class FinetuneRecipe:
 
     def __post_init__(self) -> None:
         require(bool(self.base), "base", "required: a run directory (e.g. from `fromzero import-hf`)")
-        choices = SELECT_METRICS[self.task.kind]
+        choices = select_metric_choices(self.task)
         require(self.select_metric in choices, "select_metric",
-                f"{self.select_metric!r} is not one of {', '.join(choices)} for {self.task.kind}")
+                f"{self.select_metric!r} is not one of {', '.join(choices)} for {self.task.kind}"
+                + (f" ({self.task.problem})" if self.task.kind == "sequence_classification" else ""))
 
 
 def load_finetune_recipe(path: str | Path | None, overrides: list[str] | None = None) -> FinetuneRecipe:

@@ -29,10 +29,32 @@ from tqdm.auto import tqdm
 from fromzero.config import field, require
 from fromzero.errors import CheckpointError, TrainingDivergedError
 from fromzero.objectives import Objective
-from fromzero.train.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temps, save_checkpoint
+from fromzero.train.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale_temps,
+    save_checkpoint,
+)
 from fromzero.train.loggers import MetricsLogger, plot_losses
 from fromzero.train.optim import OptimConfig, build_optimizer, set_lr
 from fromzero.train.precision import autocast, resolve_device, resolve_precision
+
+
+class CheckpointContent(Protocol):
+    """What a checkpoint stores instead of the whole model, plus named tensor sets saved beside it.
+
+    A fine-tune stores only its trainable tensors (the frozen ones are rebuilt from the base run and the
+    recipe) and its best evaluation's weights, so a resumed run keeps its best-checkpoint selection.
+    """
+
+    def weights(self) -> dict[str, torch.Tensor]: ...
+
+    def extras(self) -> dict[str, dict[str, torch.Tensor]]: ...
+
+    def restore(self, ckpt: Checkpoint, payload: dict[str, Any]) -> None:
+        """Load what :meth:`weights` and :meth:`extras` saved (``payload``: the checkpoint's state.json)."""
+        ...
 
 
 class BatchSource(Protocol):
@@ -83,6 +105,16 @@ class TrainResult:
     best_step: int | None = None  # step of the best evaluation by the selection metric
 
 
+# Validation metrics where lower is better (after the "val_" prefix); every other metric is maximised.
+LOWER_IS_BETTER = ("loss", "ppl", "mse", "mae")
+
+
+def lower_is_better(metric: str) -> bool:
+    """True if a smaller value of ``metric`` (e.g. ``val_loss``, ``val_mse``, ``val_mlm_loss``) is better."""
+    name = metric.removeprefix("val_")
+    return name in LOWER_IS_BETTER or name.endswith("_loss")
+
+
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -94,12 +126,13 @@ class Trainer:
                  val_data: BatchSource | None, cfg: TrainConfig, optim: OptimConfig, run_dir: str | Path,
                  *, progress: bool = True, on_checkpoint: Callable[[int], None] | None = None,
                  eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, select_metric: str = "val_loss",
-                 on_best: Callable[[int, dict[str, float]], None] | None = None, checkpoints: bool = True) -> None:
+                 on_best: Callable[[int, dict[str, float]], None] | None = None, checkpoints: bool = True,
+                 checkpoint_content: CheckpointContent | None = None) -> None:
         """``eval_fn(model)`` adds metrics (prefixed ``val_``) to each evaluation, e.g. macro-F1 over the
-        whole validation set; ``select_metric`` (minimised if it ends in ``loss``, else maximised) drives
+        whole validation set; ``select_metric`` (minimised if :func:`lower_is_better`, else maximised) drives
         early stopping and ``on_best(step, metrics)``, called at each new best evaluation.
-        ``checkpoints=False`` writes none (a run that is never resumed, e.g. a fine-tune keeping its best
-        weights in memory)."""
+        ``checkpoints=False`` writes none (a run that is never resumed). ``checkpoint_content`` replaces
+        the whole-model weights of each checkpoint (see :class:`CheckpointContent`)."""
         self.cfg, self.optim_cfg, self.run_dir = cfg, optim, Path(run_dir)
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -111,6 +144,7 @@ class Trainer:
         self.progress, self.on_checkpoint, self.checkpoints = progress, on_checkpoint, checkpoints
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.eval_fn, self.select_metric, self.on_best = eval_fn, select_metric, on_best
+        self.checkpoint_content = checkpoint_content
         # "best_val_loss" holds the best value of select_metric (the name predates selection by metric)
         self.state: dict[str, Any] = {"best_val_loss": None, "bad_evals": 0, "tokens": 0, "best_step": None}
 
@@ -178,21 +212,26 @@ class Trainer:
         ckpt = latest_checkpoint(self.ckpt_dir)
         if ckpt is None:
             raise CheckpointError(f"no checkpoint in {self.ckpt_dir}; run without --resume to start fresh")
-        payload = load_checkpoint(ckpt, self.model, self.optimizer)
+        content = self.checkpoint_content
+        payload = load_checkpoint(ckpt, self.model if content is None else None, self.optimizer)
         self.state.update(payload["trainer"])
+        if content is not None:
+            content.restore(ckpt, payload)
         return ckpt.step
 
     def _checkpoint(self, step: int) -> None:
         state = {"trainer": dict(self.state), "data": {"next_step": step}}
-        save_checkpoint(self.ckpt_dir, step, self.model, self.optimizer, state, keep_last=self.cfg.keep_last)
+        content = self.checkpoint_content
+        save_checkpoint(self.ckpt_dir, step, self.model, self.optimizer, state, keep_last=self.cfg.keep_last,
+                        weights=content.weights() if content else None, extras=content.extras() if content else None)
         plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "plots" / "loss.png")
         if self.on_checkpoint:
             self.on_checkpoint(step)
 
     def _improved(self, value: float, step: int) -> bool:
         best, delta = self.state["best_val_loss"], self.cfg.early_stop_min_delta
-        lower_is_better = self.select_metric.endswith("loss")
-        better = best is None or (value < best - delta if lower_is_better else value > best + delta)
+        minimise = lower_is_better(self.select_metric)
+        better = best is None or (value < best - delta if minimise else value > best + delta)
         if better:
             self.state["best_val_loss"], self.state["bad_evals"], self.state["best_step"] = value, 0, step
             return True
