@@ -35,9 +35,12 @@ def greedy_replies(model: nn.Module, tokenizer: Tokenizer, template: ChatTemplat
     """Greedy replies to rendered ``prompts`` (see :func:`~fromzero.data.sft_data.generation_prompt`).
 
     Decodes ``batch_size`` prompts at a time (left-padded, KV cache); each reply stops at the template's
-    stop string, eos, or ``max_new_tokens``. Replies are returned as generated (not stripped).
+    stop string, eos, or the length limit: ``max_new_tokens`` for the reply plus the tokens of the longest
+    stop string, so a reply of ``max_new_tokens`` still has room to end properly. Replies are returned as
+    generated (not stripped; the stop string excluded).
     """
-    cfg = SamplingConfig(max_new_tokens=max_new_tokens, greedy=True, stop=list(template.stop))
+    room = max((len(tokenizer.encode(s)) for s in template.stop), default=0)
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens + room, greedy=True, stop=list(template.stop))
     replies: list[str] = []
     starts = range(0, len(prompts), batch_size)
     for i in tqdm(starts, desc="generate", unit="batch", disable=not progress or len(starts) < 2, leave=False):

@@ -63,7 +63,8 @@ class TaskConfig:
                                              "end replies); serving uses the same one")
     prompt_loss: bool = field(False, help="sft: score every token (true, an ablation) or only assistant replies")
     eval_examples: int = field(200, help="sft: validation prompts answered (greedy) at each evaluation; 0 = all")
-    max_new_tokens: int = field(32, help="sft: longest reply generated in evaluation, in tokens")
+    max_new_tokens: int = field(32, help="sft: longest reply generated in evaluation, in tokens (plus room for "
+                                             "the template's stop string)")
     eval_base: bool = field(False, help="sft: also score the base model zero-shot on the test split")
 
     def __post_init__(self) -> None:
