@@ -76,10 +76,11 @@ def instruction_rows(row: dict[str, str]) -> list[dict[str, str]]:
              "question": question, "label": row["label"], "fine": row["fine"]} for g in INSTRUCTIONS]
 
 
-def trec_instruct_splits(seed: int = 0, path: Path | None = None) -> dict[str, list[dict[str, str]]]:
-    """TREC's seeded split, each question expanded into its instruction rows, rows shuffled per split."""
+def trec_instruct_splits(seed: int = 0, n_validation: int = 500, n_test: int = 500,
+                         path: Path | None = None) -> dict[str, list[dict[str, str]]]:
+    """TREC's seeded split (``trec_splits``), each question expanded into its instruction rows, shuffled per split."""
     out = {}
-    for split, rows in trec_splits(seed, path=path).items():
+    for split, rows in trec_splits(seed, n_validation, n_test, path=path).items():
         expanded = [r for row in rows for r in instruction_rows(row)]
         order = np.random.default_rng([seed, len(out)]).permutation(len(expanded))
         out[split] = [expanded[i] for i in order]
