@@ -265,3 +265,13 @@ def test_lora_sft_trains_only_adapters(tmp_path: Path, sft_base: Path, sft_files
     for name, tensor in base.items():
         assert torch.equal(tensor, merged[name]) == (name not in adapted), name
 
+
+
+def test_batched_replies_equal_one_prompt_at_a_time(full_run: Path) -> None:
+    """Prompts of very different lengths (one longer than the context) in one batch decode as they would alone."""
+    run = load_run(full_run)
+    texts = ["sound of cat?", "the " * 12 + "sound of dog?", "sound of owl?", "x" * 80 + " sound of hen?"]
+    prompts = user_prompts(PLAIN, texts)
+    batched = greedy_replies(run.model, run.tokenizer, PLAIN, prompts, 10, batch_size=4)
+    assert batched == [greedy_replies(run.model, run.tokenizer, PLAIN, [p], 10)[0] for p in prompts]
+    assert batched[0].strip() == "meow"
