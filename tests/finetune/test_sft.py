@@ -275,3 +275,16 @@ def test_batched_replies_equal_one_prompt_at_a_time(full_run: Path) -> None:
     batched = greedy_replies(run.model, run.tokenizer, PLAIN, prompts, 10, batch_size=4)
     assert batched == [greedy_replies(run.model, run.tokenizer, PLAIN, [p], 10)[0] for p in prompts]
     assert batched[0].strip() == "meow"
+
+
+def test_partial_sft_leaves_frozen_blocks_bit_identical(tmp_path: Path, sft_base: Path, sft_files) -> None:
+    method = {"name": "partial", "freeze": {"first_n_blocks": 1, "embeddings": True}}
+    out = tmp_path / "partial"
+    assert main(["finetune", str(_sft_recipe(tmp_path, sft_base, sft_files, method, 10, 1e-2)), "--out", str(out),
+                 "--no-progress"]) == 0
+    base, tuned = load_file(sft_base / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(tuned) == set(base)
+    # lm_head.weight is tok_emb.weight (tied): freezing the embeddings freezes the output layer too
+    frozen = {k for k in base if k.startswith(("blocks.0.", "tok_emb.", "pos_emb.", "lm_head."))}
+    for name in base:
+        assert torch.equal(base[name], tuned[name]) == (name in frozen), name
