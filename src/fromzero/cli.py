@@ -25,10 +25,9 @@ USAGE_EXAMPLES = """examples:
   fromzero prepare-task trec data/trec
   fromzero finetune recipes/finetune_trec_lora.yaml --optim.lr=1e-3
   fromzero eval runs/finetune_trec_lora           # test metrics of a fine-tuned run
-  fromzero prepare-task trec-instruct data/trec-instruct
+  fromzero prepare-task trec-instruct runs/data/trec-instruct
   fromzero finetune recipes/sft_trec_instruct.yaml
-  fromzero generate runs/sft_trec_instruct --chat --greedy --prompt "Who wrote Emma ?
-Kind of answer?"
+  fromzero generate runs/sft_trec_instruct --chat --greedy --prompt $'Who wrote Emma ?\\nWhat kind of answer?'
   fromzero self-train recipes/finetune_trec_lora.yaml --unlabeled pool.jsonl --rounds 3 --threshold 0.9
 """
 
