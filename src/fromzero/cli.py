@@ -27,6 +27,9 @@ USAGE_EXAMPLES = """examples:
   fromzero finetune recipes/finetune_trec_lora.yaml --resume   # continue an interrupted fine-tune
   fromzero info runs/finetune_trec_lora           # base, task, method, parameters, best and test metrics
   fromzero eval runs/finetune_trec_lora           # test metrics of a fine-tuned run
+  fromzero prepare-task trec-instruct runs/data/trec-instruct
+  fromzero finetune recipes/sft_trec_instruct.yaml
+  fromzero generate runs/sft_trec_instruct --chat --greedy --prompt $'Who wrote Emma ?\\nWhat kind of answer?'
   fromzero self-train recipes/finetune_trec_lora.yaml --unlabeled pool.jsonl --rounds 3 --threshold 0.9
 """
 
@@ -87,6 +90,12 @@ def _generate(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     cfg = _sampling(args)
     prompts = args.prompt or ["\n"]
+    if args.chat:
+        from fromzero.data.chat_template import get_chat_template
+        from fromzero.generation.chat import user_prompts, with_template_stops
+
+        template = get_chat_template((run.config.get("task") or {}).get("chat_template") or "plain")
+        prompts, cfg = user_prompts(template, prompts), with_template_stops(cfg, template)
     family = family_of(run.model_config).name
     if family == "t5":  # encoder-decoder: input text -> decoded output
         for prompt, text in zip(prompts, seq2seq_text(run.model, run.tokenizer, prompts, cfg), strict=True):
@@ -185,6 +194,10 @@ def _print_finetune_eval(run_dir: Path, saved: dict) -> None:
         print(f"  {key:>18}: {value:.4f}")
     if "confusion_png" in test:
         print(f"  confusion matrix: {run_dir / test['confusion_png']}")
+    for name, metrics in (test.get("baselines") or {}).items():  # sft runs
+        print(f"  baseline {name}: exact_match {metrics['exact_match']:.4f}, f1 {metrics['f1']:.4f}")
+    if "samples" in test:
+        print(f"  prompts, references, generations: {run_dir / test['samples']}")
     training = saved.get("training") or {}
     if training:
         print(f"  {training['method']}: {training['trainable_parameters']:,} of {training['total_parameters']:,} "
@@ -377,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--no-stream", action="store_true")
+    p.add_argument("--chat", action="store_true", help="each prompt is a user turn in the run's chat template "
+                   "(an SFT run's own, else plain); the reply stops at the template's stop strings")
 
     p = sub.add_parser("eval", help="loss and perplexity on held-out text; test metrics of a fine-tuned run")
     p.add_argument("run_dir")
@@ -404,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-prompt-tokens", type=int, default=2048, help="longest prompt accepted, in tokens")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body accepted")
     p.add_argument("--model-name", default=None, help="model id clients send (default: the run folder's name)")
-    p.add_argument("--chat-template", default="plain", help="chat template for /v1/chat/completions")
+    p.add_argument("--chat-template", default=None,
+                   help="chat template for /v1/chat/completions (default: an SFT run's own, else plain)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for the model (default: torch's); 1 leaves a core to the HTTP side and to "
                         "clients on the same machine, much faster for small models on few cores")

@@ -4,7 +4,8 @@
     run_dir/config.yaml          the resolved recipe (``task.max_len``, ``task.dropout`` are read here)
     run_dir/labels.txt           class names in class-id order (also in finetune.json)
     run_dir/tokenizer.json       the base run's tokenizer
-    run_dir/model.safetensors    ``backbone.*`` + ``head.*`` (LoRA runs: merged)
+    run_dir/model.safetensors    ``backbone.*`` + ``head.*`` (LoRA runs: merged); sft runs: the plain model's
+                                 own names (no head), so they also load as an ordinary run (``run_dir.load_run``)
 
 This sits beside :mod:`fromzero.run_dir` so that consumers below training
 (serving) load fine-tuned runs without importing ``fromzero.train``;
@@ -44,7 +45,7 @@ class FinetunedModel:
 
     @property
     def kind(self) -> str:
-        """sequence_classification | token_classification | span_qa."""
+        """sequence_classification | token_classification | span_qa | sft."""
         return self.info["kind"]
 
     @property
@@ -65,7 +66,9 @@ def is_finetune_run(path: str | Path) -> bool:
 
 def build_head(backbone: nn.Module, kind: str, num_labels: int, *, problem: str = "single_label",
                pooling: str | None = None, dropout: float | None = None) -> nn.Module:
-    """Wrap ``backbone`` in the head of ``kind`` (its parameters under ``head.``)."""
+    """Wrap ``backbone`` in the head of ``kind`` (its parameters under ``head.``); ``sft``: no wrapper."""
+    if kind == "sft":  # causal-LM fine-tuning uses the model's own LM head: parameter names stay the family's
+        return backbone
     if kind == "token_classification":
         return TokenClassifier(backbone, num_labels, dropout=dropout)
     if kind == "span_qa":

@@ -8,11 +8,15 @@
     run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
 
 Everything that consumes a trained model (generate, eval, info, serve,
-export) goes through :func:`load_run`.
+export) goes through :func:`load_run`. A supervised fine-tuning run
+(``fromzero finetune`` with ``task.kind: sft``) is one too: its config.yaml
+is the fine-tuning recipe, and its model (family and config) is read from
+its finetune.json; the weights keep the plain model's parameter names.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +65,17 @@ def load_weights(model: nn.Module, weights: Path, described_by: str, device: str
                               f"unexpected {sorted(unexpected)[:3]})")
 
 
+def sft_model_section(path: Path) -> dict[str, Any] | None:
+    """An SFT run's model section (``name``: its family, plus the config fields) from finetune.json, else None."""
+    info_file = path / "finetune.json"
+    if not info_file.is_file():
+        return None
+    info = json.loads(info_file.read_text())
+    if info.get("kind") != "sft":
+        return None
+    return {"name": info["family"], **info["model"]}
+
+
 def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "cpu") -> Run:
     """Load config, tokenizer and (optionally) the trained model of a run directory."""
     path = Path(run_dir)
@@ -68,7 +83,7 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
         raise CheckpointError(f"{path}: not a run directory (no config.yaml); pass the folder given by "
                               "`fromzero pretrain --out`")
     config = load_yaml(path / "config.yaml")
-    section = dict(config.get("model") or {})
+    section = dict(config.get("model") or sft_model_section(path) or {})
     name = section.pop("name", None)
     if not isinstance(name, str):
         raise ConfigError(f"{path / 'config.yaml'}: model.name is missing")

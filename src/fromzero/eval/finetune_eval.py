@@ -29,6 +29,7 @@ from fromzero.eval.metrics import (
     regression_metrics,
     roc_auc,
 )
+from fromzero.eval.sft_eval import sft_metrics, sft_test_report
 from fromzero.train.finetune import finetune, finetuned_task_data, load_finetuned
 from fromzero.train.finetune_data import TaskOutputs, task_outputs
 
@@ -41,6 +42,8 @@ def score_outputs(out: TaskOutputs) -> dict[str, float]:
         return entity_metrics(out.y_true, out.y_pred)
     if out.kind == "span_qa":
         return qa_metrics(out.y_pred, out.y_true)
+    if out.kind == "sft":  # generated replies: exact match and token F1 (eval.sft_eval)
+        return sft_metrics(out)
     if out.problem == "regression":
         return regression_metrics(out.y_true, out.y_pred)
     if out.problem == "multi_label":
@@ -75,6 +78,8 @@ def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64) -> dict[st
     out = task_outputs(run.model, data, "test", batch_size)
     result = {"metrics": score_outputs(out), "examples": len(out.y_true), **_confusion(run.path, out),
               "truncation": str(data.truncation["test"])}
+    if out.kind == "sft":
+        result.update(sft_test_report(run.path, run.info, out))
     path = run.path / "eval.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     saved["test"] = result

@@ -40,7 +40,7 @@ from fromzero.errors import CheckpointError, DataError
 from fromzero.finetuned_run import FinetunedModel, is_finetune_run, load_finetuned_model
 from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
 from fromzero.models import family_of
-from fromzero.run_dir import Run, load_run
+from fromzero.run_dir import Run, load_run, sft_model_section
 
 EngineKind = Literal["generate", "seq2seq", "embed", "classifier"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
@@ -107,7 +107,7 @@ class Engine:
     """A loaded run directory ready to serve: ``kind`` says which endpoints it answers."""
 
     def __init__(self, run: Run | FinetunedModel, *, model_id: str | None = None,
-                 chat_template: str = "plain") -> None:
+                 chat_template: str | None = None) -> None:
         if isinstance(run, FinetunedModel):
             family, cfg, weights = run.info["family"], run.model.backbone.config, run.path / "model.safetensors"
             if run.kind != "sequence_classification":
@@ -125,7 +125,9 @@ class Engine:
         self.family = family
         self.model_id = model_id or run.path.resolve().name
         self.created = int(weights.stat().st_mtime) if weights is not None and weights.is_file() else int(time.time())
-        self.chat_template: ChatTemplate = get_chat_template(chat_template)
+        # None: the template an SFT run was fine-tuned with (task.chat_template in its config), else plain
+        self.chat_template: ChatTemplate = get_chat_template(
+            chat_template or (run.config.get("task") or {}).get("chat_template") or "plain")
         self.stats = EngineStats()
         self.context_length: int = cfg.block_size if family == "gpt" else cfg.max_positions
         self.eos_id = self.tokenizer.eos_id if self.tokenizer.eos_id is not None else getattr(cfg, "eos_id", None)
@@ -144,11 +146,14 @@ class Engine:
                 self.labels = [f"LABEL_{i}" for i in range(n)]
 
     @classmethod
-    def from_run_dir(cls, run_dir: str | Path, *, model_id: str | None = None, chat_template: str = "plain",
+    def from_run_dir(cls, run_dir: str | Path, *, model_id: str | None = None, chat_template: str | None = None,
                      device: str = "cpu") -> Engine:
-        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier run too) and wrap it."""
-        run = (load_finetuned_model(run_dir, device) if is_finetune_run(run_dir)
-               else load_run(run_dir, device=device))
+        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier run too) and wrap it.
+
+        An SFT run (``task.kind: sft``) loads as a plain GPT run and chats with its own template.
+        """
+        headed = is_finetune_run(run_dir) and sft_model_section(Path(run_dir)) is None
+        run = load_finetuned_model(run_dir, device) if headed else load_run(run_dir, device=device)
         return cls(run, model_id=model_id, chat_template=chat_template)
 
     @property

@@ -24,7 +24,7 @@ DEFAULT_PORT = 8000
 
 def serve(run_dir: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           limits: ServeLimits | None = None, api_key: str | None = None, model_id: str | None = None,
-          chat_template: str = "plain", log_level: str = "info") -> None:
+          chat_template: str | None = None, log_level: str = "info") -> None:
     """Load ``run_dir`` and serve it until interrupted (Ctrl-C)."""
     engine = Engine.from_run_dir(run_dir, model_id=model_id, chat_template=chat_template)
     app = create_app(engine, limits=limits, api_key=api_key)

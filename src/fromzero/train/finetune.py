@@ -51,6 +51,7 @@ from fromzero.finetune import (
 from fromzero.finetuned_run import INFO_FILE, build_head, load_finetuned_model
 from fromzero.finetuned_run import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
 from fromzero.models import family_of
+from fromzero.objectives.causal_lm import CausalLM
 from fromzero.objectives.classification import SequenceClassification
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
 from fromzero.objectives.token_classification import TokenClassification
@@ -59,6 +60,7 @@ from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.finetune_data import Scorer, TaskData, load_task_data, task_outputs
 from fromzero.train.finetune_recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe, recipe_dict
 from fromzero.train.finetune_resume import TrainableCheckpoint, check_can_resume
+from fromzero.train.finetune_sft import check_sft_base, sft_run_info, write_samples
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
 
@@ -94,7 +96,14 @@ def task_objective(task: TaskConfig, weights: list[float] | None):
         return TokenClassification(weights)
     if task.kind == "span_qa":
         return SpanQAObjective()
+    if task.kind == "sft":  # next-token cross-entropy on the scored (reply) tokens
+        return CausalLM()
     return SequenceClassification(task.problem, weights)
+
+
+def _has_head(recipe: FinetuneRecipe, train_head: bool) -> bool:
+    """A new task head trains beside LoRA adapters (sft has none: the model's own LM head is reused)."""
+    return train_head and recipe.task.kind != "sft"
 
 
 def apply_method(model: nn.Module, recipe: FinetuneRecipe) -> tuple[TrainableSummary, list[str]]:
@@ -103,7 +112,7 @@ def apply_method(model: nn.Module, recipe: FinetuneRecipe) -> tuple[TrainableSum
     if method.name == "lora":
         cfg = method.lora
         adapted = apply_lora(model, cfg.targets, cfg.rank, cfg.alpha, cfg.dropout)
-        mark_only_lora_trainable(model, ["head.*"] if method.train_head else [])
+        mark_only_lora_trainable(model, ["head.*"] if _has_head(recipe, method.train_head) else [])
     if method.freeze.active:
         apply_freeze(model, method.freeze)
     summary = trainable_summary(model)
@@ -173,7 +182,7 @@ class _BestState:
 def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn.Module:
     """Write model.safetensors (LoRA: adapter.safetensors first, then the merged model)."""
     if recipe.method.name == "lora":
-        include = ["head.*"] if recipe.method.train_head else []
+        include = ["head.*"] if _has_head(recipe, recipe.method.train_head) else []
         save_adapter(model, run_dir / "adapter.safetensors", recipe.method.lora, include=include)
         merge_lora(model)
     write_with(run_dir / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
@@ -196,9 +205,14 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
         check_can_resume(run_dir, recipe_dict(recipe))
     _check_inputs(recipe, str(recipe_path or "<overrides>"))
     base = load_run(recipe.base)
+    sft = recipe.task.kind == "sft"
+    if sft:
+        check_sft_base(base.model_config, recipe.task, str(recipe_path or "<overrides>"))
     torch.manual_seed(recipe.seed)
     data = load_task_data(recipe.task, base.tokenizer)
     model = build_task_model(base.model, recipe.task, data.num_labels)
+    # sft: the base model's zero-shot replies to the test prompts, before any training
+    base_test = task_outputs(model, data, "test") if sft and recipe.task.eval_base else None
     summary, adapted = apply_method(model, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(recipe_dict(recipe)))
@@ -211,6 +225,11 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
             "trainable_percent": summary.percent, "truncation": {s: str(t) for s, t in data.truncation.items()}}
     if data.vocab is not None:
         write_text(run_dir / "labels.txt", "".join(f"{x}\n" for x in data.vocab.labels))
+    if sft:
+        info.update(sft_run_info(recipe.task, data))
+    if base_test is not None:
+        info["base_test_metrics"] = scorer(base_test)
+        write_samples(run_dir / "samples_test_base.jsonl", base_test)
 
     cfg = recipe.train
     val = data.batches("validation", cfg.batch_size)

@@ -60,6 +60,7 @@ class TaskData:
     pad_id: int
     span_maps: dict[str, list[SpanMap]] = field(default_factory=dict)
     truncation: dict[str, TruncationStats] = field(default_factory=dict)
+    tokenizer: Tokenizer | None = None  # sft: evaluation generates replies
 
     @property
     def num_labels(self) -> int:
@@ -78,7 +79,7 @@ class TaskData:
     def batches(self, split: str, batch_size: int, seed: int = 0, shuffle: bool = False,
                 grad_accum: int = 1) -> TaskBatches:
         return TaskBatches(self.features[split], batch_size, pad_id=self.pad_id, seed=seed, shuffle=shuffle,
-                           grad_accum=grad_accum)
+                           grad_accum=grad_accum, token_labels=True if self.task.kind == "sft" else None)
 
 
 def _read(task: TaskConfig, path: str) -> list[Any]:
@@ -101,6 +102,10 @@ def _targets(task: TaskConfig, examples: list[Any], vocab: LabelVocab | None) ->
 def load_task_data(task: TaskConfig, tokenizer: Tokenizer, vocab: LabelVocab | None = None,
                    splits: tuple[str, ...] = SPLITS, paths: dict[str, str] | None = None) -> TaskData:
     """Read and encode ``splits`` (test falls back to validation); ``vocab`` None builds it from train."""
+    if task.kind == "sft":  # conversations: their own reader and encoder (train.finetune_sft)
+        from fromzero.train.finetune_sft import load_sft_data
+
+        return load_sft_data(task, tokenizer, splits, paths)
     framing = Framing.for_tokenizer(tokenizer)
     files = paths or {"train": task.train, "validation": task.validation, "test": task.test or task.validation}
     examples = {s: _read(task, files[s]) for s in splits}
@@ -131,6 +136,7 @@ class TaskOutputs:
                              scores: class probabilities (N, K)
     token_classification     y_true / y_pred: tag strings per sentence (first sub-token of each word)
     span_qa                  y_true: gold answer texts per question, y_pred: the predicted answer text
+    sft                      y_true: [reference reply] per prompt, y_pred: the generated reply; prompts, groups
     """
 
     kind: str
@@ -139,6 +145,8 @@ class TaskOutputs:
     y_pred: list[Any]
     scores: list[list[float]] | None = None
     label_names: list[str] | None = None
+    prompts: list[str] | None = None  # sft: the rendered prompts answered
+    groups: list[str | None] | None = None  # sft: each prompt's group (per-group metrics)
 
 
 Scorer = Callable[[TaskOutputs], dict[str, float]]
@@ -179,6 +187,10 @@ def _best_span(z: torch.Tensor, span: SpanMap) -> tuple[int, int]:
 
 def task_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64) -> TaskOutputs:
     """Run ``model`` over ``split`` and decode its predictions (see :class:`TaskOutputs`)."""
+    if data.task.kind == "sft":  # generated replies, not logits
+        from fromzero.train.finetune_sft import sft_outputs
+
+        return sft_outputs(model, data, split, batch_size, progress=split == "test")
     task, logits = data.task, _logits(model, data, split, batch_size)
     names = list(data.vocab.labels) if data.vocab is not None else None
     feats = data.features[split]

@@ -4,7 +4,7 @@
     out: runs/finetune_trec_lora
     base: runs/all-minilm-l6-v2                 # any run directory (pretrained here or `fromzero import-hf`)
     task:
-      kind: sequence_classification             # | token_classification | span_qa
+      kind: sequence_classification             # | token_classification | span_qa | sft
       train: data/trec/train.jsonl
       validation: data/trec/validation.jsonl
       test: data/trec/test.jsonl
@@ -24,16 +24,18 @@ from pathlib import Path
 from typing import Literal
 
 from fromzero.config import apply_overrides, field, from_dict, load_yaml, require, to_dict
+from fromzero.data.chat_template import TEMPLATES
 from fromzero.finetune import FreezeConfig, LoRAConfig
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
-TaskKind = Literal["sequence_classification", "token_classification", "span_qa"]
+TaskKind = Literal["sequence_classification", "token_classification", "span_qa", "sft"]
 # Validation metrics each task kind can select on (maximised; "loss" is minimised).
 SELECT_METRICS = {
     "sequence_classification": ("accuracy", "f1_macro", "f1_micro", "loss"),
     "token_classification": ("f1", "token_accuracy", "loss"),
     "span_qa": ("exact_match", "f1", "loss"),
+    "sft": ("exact_match", "f1", "loss"),
 }
 # Sequence-classification problems whose metrics differ from single-label ones. Direction follows
 # train.trainer.lower_is_better: loss, mse and mae are minimised, the rest maximised. Macro ROC-AUC is
@@ -70,6 +72,14 @@ class TaskConfig:
     class_weights: Literal["none", "balanced"] = field("none", help="'balanced': n / (K * n_k) loss weights")
     pooling: Literal["cls", "first", "last", "mean"] | None = field(None, help="null: the family's default")
     dropout: float | None = field(None, help="head dropout (null: the backbone's)")
+    # supervised fine-tuning (kind: sft) of a causal LM on conversations; see docs/12-instruction-tuning.md
+    chat_template: str = field("plain", help="sft: chat template that renders conversations (its stop strings "
+                                             "end replies); serving uses the same one")
+    prompt_loss: bool = field(False, help="sft: score every token (true, an ablation) or only assistant replies")
+    eval_examples: int = field(200, help="sft: validation prompts answered (greedy) at each evaluation; 0 = all")
+    max_new_tokens: int = field(32, help="sft: longest reply generated in evaluation, in tokens (plus room for "
+                                             "the template's stop string)")
+    eval_base: bool = field(False, help="sft: also score the base model zero-shot on the test split")
 
     def __post_init__(self) -> None:
         require(bool(self.train), "train", "required: the training data file")
@@ -79,6 +89,10 @@ class TaskConfig:
                 "only sequence classification has a problem type")
         require(self.class_weights == "none" or self.problem == "single_label" or
                 self.kind == "token_classification", "class_weights", "balanced weights need single-label classes")
+        require(self.chat_template in TEMPLATES, "chat_template",
+                f"unknown chat template {self.chat_template!r}; known: {', '.join(sorted(TEMPLATES))}")
+        require(self.eval_examples >= 0, "eval_examples", f"must be >= 0, got {self.eval_examples}")
+        require(self.max_new_tokens > 0, "max_new_tokens", f"must be > 0, got {self.max_new_tokens}")
 
 
 @dataclass(frozen=True)
