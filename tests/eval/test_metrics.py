@@ -136,3 +136,14 @@ def test_squad_normalization_and_scores_by_hand() -> None:
     assert answer_f1("", "") == 1.0 and answer_f1("x", "") == 0.0
     with pytest.raises(DataError, match="example 0 needs a non-empty list"):
         qa_metrics(["x"], [[]])
+
+
+def test_chinese_answers_are_scored_per_character() -> None:
+    from fromzero.eval.finetune_eval import answer_level, score_outputs
+    from fromzero.train.finetune_data import TaskOutputs
+
+    golds = [["江泽民"], ["北京", "苏州寒山寺"]]
+    assert answer_level(golds) == "char" and answer_level([["the cat"]]) == "word"
+    out = score_outputs(TaskOutputs("span_qa", "single_label", golds, ["江泽", "寒山寺"]))
+    # hand: 江泽 vs 江泽民: P 2/2, R 2/3 -> F1 0.8; 寒山寺 vs 苏州寒山寺: P 1, R 3/5 -> 0.75 (best gold)
+    assert out["exact_match"] == 0.0 and abs(out["f1"] - (0.8 + 0.75) / 2) < 1e-12

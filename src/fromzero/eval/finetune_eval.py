@@ -13,6 +13,7 @@ wrote.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,21 @@ from fromzero.train.finetune_data import TaskOutputs, task_outputs
 CONFUSION_PNG = "plots/confusion_test.png"
 
 
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def answer_level(golds: list[list[str]]) -> str:
+    """``char`` when the gold answers are Chinese (no spaces between words: F1 over characters, as
+    CMRC scores Chinese QA), else SQuAD's ``word``."""
+    return "char" if any(_CJK.search(a) for answers in golds for a in answers) else "word"
+
+
 def score_outputs(out: TaskOutputs) -> dict[str, float]:
     """Metrics of one split's predictions (rates in [0, 1]; see ``eval.metrics``)."""
     if out.kind == "token_classification":
         return entity_metrics(out.y_true, out.y_pred)
     if out.kind == "span_qa":
-        return qa_metrics(out.y_pred, out.y_true)
+        return qa_metrics(out.y_pred, out.y_true, level=answer_level(out.y_true))
     if out.kind == "sft":  # generated replies: exact match and token F1 (eval.sft_eval)
         return sft_metrics(out)
     if out.problem == "regression":
