@@ -39,3 +39,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pa
     pretrain(None, [*TINY_OVERRIDES, f"--data.inputs=[{small_corpus}]", "--train.max_steps=30"],
              out=out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
+    """A tiny BERT pretrained for a few masked-LM steps (WordPiece tokenizer with [CLS]/[SEP]/[PAD])."""
+    from fromzero.train.pretrain import pretrain
+
+    out = tmp_path_factory.mktemp("base") / "bert"
+    pretrain(None, ["--model.name=bert-tiny", "--model.n_embd=32", "--model.n_head=2", "--model.max_positions=64",
+                    "--model.dropout=0.0", "--objective.name=masked_lm", "--objective.nsp=false",
+                    "--data.tokenizer.kind=wordpiece", "--data.tokenizer.vocab_size=300",
+                    "--data.tokenizer.lowercase=true", f"--data.inputs=[{small_corpus}]", "--train.max_steps=4",
+                    "--train.batch_size=4", "--train.seq_len=32", "--train.threads=1", "--train.eval_every=0",
+                    "--train.eval_batches=1", "--train.log_every=2", "--sample.prompts=[]"], out=out, progress=False)
+    return out

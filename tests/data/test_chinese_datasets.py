@@ -97,7 +97,7 @@ def test_reviews_drop_contradictions_and_repeats(tmp_path: Path) -> None:
     assert rows == [{"text": "很好", "label": "pos"}, {"text": "不错", "label": "pos"},
                     {"text": "太差", "label": "neg"}]
     assert dropped == {"empty": 1, "in_both_files": 2, "repeated": 1}
-    with pytest.raises(DataError, match="leave no training reviews"):
+    with pytest.raises(DataError, match=r"chinese-reviews: 1 validation \+ 2 test leave no training items"):
         review_splits(n_validation=1, n_test=2, root=tmp_path)
 
 

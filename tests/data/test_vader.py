@@ -79,5 +79,5 @@ def test_header_and_empty_file_errors(tmp_path: Path) -> None:
         read_vader_ground_truth(path)
     path.write_text("id\tsentiment\ttext\n1\t-2.5\tA dull film.\n2\t3\tA gem.\n", encoding="utf-8")
     assert [r["label"] for r in read_vader_ground_truth(path)] == [-2.5, 3.0]
-    with pytest.raises(DataError, match="leave no training rows"):
+    with pytest.raises(DataError, match="leave no training items"):
         vader_splits(path, n_validation=1, n_test=1)

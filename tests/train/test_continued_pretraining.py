@@ -25,18 +25,6 @@ STEPS = ["--train.threads=1", "--train.log_every=5", "--train.eval_every=0", "--
 
 
 @pytest.fixture(scope="module")
-def bert_mlm_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
-    """A tiny BERT pretrained for a few masked-LM steps (no NSP)."""
-    out = tmp_path_factory.mktemp("base") / "bert"
-    pretrain(None, ["--model.name=bert-tiny", "--model.n_embd=32", "--model.n_head=2", "--model.max_positions=64",
-                    "--model.dropout=0.0", "--objective.name=masked_lm", "--objective.nsp=false",
-                    "--data.tokenizer.kind=wordpiece", "--data.tokenizer.vocab_size=300",
-                    "--data.tokenizer.lowercase=true", f"--data.inputs=[{small_corpus}]", "--train.max_steps=4",
-                    "--train.batch_size=4", "--train.seq_len=32", *STEPS], out=out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def domain_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 'domain' unlike the novel: a few repetitive sentences, easy to learn in a few steps."""
     lines = ["the ship sails east at dawn.", "the crew sings as the ship sails.", "at dawn the sea is calm."]
@@ -75,19 +63,19 @@ def test_lowers_the_loss_on_the_new_domain(tiny_run: Path, domain_text: Path, tm
     assert after < 0.9 * before, (before, after)  # 20 steps: 2.88 -> 2.44 nats/char when written
 
 
-def test_a_bert_run_continues_masked_lm_with_its_settings(bert_mlm_run: Path, domain_text: Path,
+def test_a_bert_run_continues_masked_lm_with_its_settings(tiny_bert_run: Path, domain_text: Path,
                                                           tmp_path: Path) -> None:
-    out = _continue(bert_mlm_run, tmp_path / "cpt", domain_text, "--optim.lr=1e-3", "--train.seq_len=32",
+    out = _continue(tiny_bert_run, tmp_path / "cpt", domain_text, "--optim.lr=1e-3", "--train.seq_len=32",
                     "--objective.mask_prob=0.2", steps=6)
     objective = load_yaml(out / "config.yaml")["objective"]
     assert objective["name"] == "masked_lm" and objective["nsp"] is False  # the base's setting, kept
     assert objective["mask_prob"] == 0.2  # a setting the recipe overrides
     # the base scored on the continued run's held-out domain text: same tokenizer, so the same batches
-    base_scores = evaluate_pretraining(load_run(bert_mlm_run), n_batches=2, batch_size=4, progress=False,
+    base_scores = evaluate_pretraining(load_run(tiny_bert_run), n_batches=2, batch_size=4, progress=False,
                                        shards=out / "data")
-    own_scores = evaluate_pretraining(load_run(bert_mlm_run), n_batches=2, batch_size=4, progress=False)
+    own_scores = evaluate_pretraining(load_run(tiny_bert_run), n_batches=2, batch_size=4, progress=False)
     assert base_scores["loss"] != own_scores["loss"]  # other text was scored
-    assert main(["eval", str(bert_mlm_run), "--shards", str(out / "data"), "--batches", "1",
+    assert main(["eval", str(tiny_bert_run), "--shards", str(out / "data"), "--batches", "1",
                  "--batch-size", "2"]) == 0
 
 
@@ -115,10 +103,10 @@ def test_init_must_be_a_run_directory(domain_text: Path, tmp_path: Path) -> None
         _continue(tmp_path / "nowhere", tmp_path / "cpt", domain_text, steps=1)
 
 
-def test_a_headless_encoder_cannot_continue_masked_lm(bert_mlm_run: Path, domain_text: Path,
+def test_a_headless_encoder_cannot_continue_masked_lm(tiny_bert_run: Path, domain_text: Path,
                                                       tmp_path: Path) -> None:
     headless = tmp_path / "headless"
-    shutil.copytree(bert_mlm_run, headless, ignore=shutil.ignore_patterns("checkpoints", "data", "tensorboard"))
+    shutil.copytree(tiny_bert_run, headless, ignore=shutil.ignore_patterns("checkpoints", "data", "tensorboard"))
     config = load_yaml(headless / "config.yaml")
     config["model"].update(mlm_head=False, nsp_head=False)
     (headless / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
@@ -127,9 +115,9 @@ def test_a_headless_encoder_cannot_continue_masked_lm(bert_mlm_run: Path, domain
         _continue(headless, tmp_path / "cpt", domain_text, steps=1)
 
 
-def test_shards_from_another_tokenizer_are_refused(tiny_run: Path, bert_mlm_run: Path) -> None:
+def test_shards_from_another_tokenizer_are_refused(tiny_run: Path, tiny_bert_run: Path) -> None:
     with pytest.raises(DataError, match="another tokenizer"):
-        evaluate_pretraining(load_run(bert_mlm_run), n_batches=1, batch_size=2, progress=False,
+        evaluate_pretraining(load_run(tiny_bert_run), n_batches=1, batch_size=2, progress=False,
                              shards=tiny_run / "data")
 
 

@@ -21,7 +21,6 @@ from fromzero.run_dir import load_run
 from fromzero.train.finetune import build_task_model, finetuned_task_data, load_finetuned
 from fromzero.train.finetune_data import task_outputs
 from fromzero.train.finetune_recipe import load_finetune_recipe
-from fromzero.train.pretrain import pretrain
 from toy_data import make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team", "match"], "food": ["bread", "soup", "apple", "cheese"],
@@ -64,16 +63,8 @@ def _write_squad(folder: Path, n: int, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
-    """A tiny BERT pretrained for a few masked-LM steps (WordPiece tokenizer with [CLS]/[SEP]/[PAD])."""
-    out = tmp_path_factory.mktemp("base") / "bert"
-    pretrain(None, ["--model.name=bert-tiny", "--model.n_embd=32", "--model.n_head=2", "--model.max_positions=64",
-                    "--model.dropout=0.0", "--objective.name=masked_lm", "--objective.nsp=false",
-                    "--data.tokenizer.kind=wordpiece", "--data.tokenizer.vocab_size=300",
-                    "--data.tokenizer.lowercase=true", f"--data.inputs=[{small_corpus}]", "--train.max_steps=4",
-                    "--train.batch_size=4", "--train.seq_len=32", "--train.threads=1", "--train.eval_every=0",
-                    "--train.eval_batches=1", "--train.log_every=2", "--sample.prompts=[]"], out=out, progress=False)
-    return out
+def bert_run(tiny_bert_run: Path) -> Path:
+    return tiny_bert_run
 
 
 @pytest.fixture(scope="module")

