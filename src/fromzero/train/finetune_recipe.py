@@ -4,7 +4,7 @@
     out: runs/finetune_trec_lora
     base: runs/all-minilm-l6-v2                 # any run directory (pretrained here or `fromzero import-hf`)
     task:
-      kind: sequence_classification             # | token_classification | span_qa
+      kind: sequence_classification             # | token_classification | span_qa | seq2seq
       train: data/trec/train.jsonl
       validation: data/trec/validation.jsonl
       test: data/trec/test.jsonl
@@ -28,12 +28,13 @@ from fromzero.finetune import FreezeConfig, LoRAConfig
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
-TaskKind = Literal["sequence_classification", "token_classification", "span_qa"]
+TaskKind = Literal["sequence_classification", "token_classification", "span_qa", "seq2seq"]
 # Validation metrics each task kind can select on (maximised; "loss" is minimised).
 SELECT_METRICS = {
     "sequence_classification": ("accuracy", "f1_macro", "f1_micro", "loss"),
     "token_classification": ("f1", "token_accuracy", "loss"),
     "span_qa": ("exact_match", "f1", "loss"),
+    "seq2seq": ("bleu", "chrf", "loss"),
 }
 
 
@@ -44,7 +45,8 @@ class TaskConfig:
     kind: TaskKind = field("sequence_classification", help="which head and objective")
     problem: Literal["single_label", "multi_label", "regression"] = field(
         "single_label", help="sequence classification only")
-    train: str = field("", help="training file (.jsonl/.csv/.tsv; CoNLL for tagging; SQuAD JSON for QA)")
+    train: str = field("", help="training file (.jsonl/.csv/.tsv; CoNLL for tagging; SQuAD JSON for QA; "
+                                "seq2seq: source<TAB>target .tsv or .jsonl with source/target)")
     validation: str = field("", help="validation file: early stopping and best-checkpoint selection")
     test: str | None = field(None, help="test file scored into eval.json (null: the validation file)")
     format: Literal["jsonl", "csv", "tsv"] | None = field(None, help="classification file format (null: suffix)")
@@ -56,11 +58,18 @@ class TaskConfig:
     class_weights: Literal["none", "balanced"] = field("none", help="'balanced': n / (K * n_k) loss weights")
     pooling: Literal["cls", "first", "last", "mean"] | None = field(None, help="null: the family's default")
     dropout: float | None = field(None, help="head dropout (null: the backbone's)")
+    max_target_len: int | None = field(None, help="seq2seq: target tokens incl. eos, also the decoding limit "
+                                       "(null: max_len)")
+    eval_examples: int = field(200, help="seq2seq: validation examples decoded per evaluation for BLEU/chrF "
+                               "(the test split is decoded whole)")
 
     def __post_init__(self) -> None:
         require(bool(self.train), "train", "required: the training data file")
         require(bool(self.validation), "validation", "required: the validation data file")
         require(self.max_len > 2, "max_len", f"must be > 2, got {self.max_len}")
+        require(self.max_target_len is None or self.max_target_len > 1, "max_target_len",
+                f"must be > 1 or null, got {self.max_target_len}")
+        require(self.eval_examples > 0, "eval_examples", f"must be positive, got {self.eval_examples}")
         require(self.kind == "sequence_classification" or self.problem == "single_label", "problem",
                 "only sequence classification has a problem type")
         require(self.class_weights == "none" or self.problem == "single_label" or
