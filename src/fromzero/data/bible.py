@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from fromzero.atomic import write_text
 from fromzero.errors import DataError
@@ -62,8 +63,10 @@ def clean_verse(raw: str) -> str:
     return " ".join(html.unescape(text).split())
 
 
-def sword_verses(module: str, sword_dir: str | Path = SWORD_DIR) -> Iterator[tuple[VerseKey, str]]:
-    """Every verse of a SWORD Bible module as ((book, chapter, verse), raw OSIS text), in canonical order."""
+def sword_verses(module: str, sword_dir: str | Path = SWORD_DIR, books: Iterable[str] | None = None
+                 ) -> Iterator[tuple[VerseKey, str]]:
+    """Every verse of a SWORD Bible module (of ``books``, OSIS names, if given) as ((book, chapter, verse),
+    raw OSIS text), in canonical order."""
     try:
         from pysword.modules import SwordModules
     except ImportError:
@@ -74,13 +77,15 @@ def sword_verses(module: str, sword_dir: str | Path = SWORD_DIR) -> Iterator[tup
     if module not in modules.parse_modules():
         raise DataError(f"{sword_dir}: SWORD module {module} is not installed; install it with `{INSTALL}`")
     bible = modules.get_bible_from_module(module)
-    for testament in bible.get_structure().get_books().values():
-        for book in testament:
-            for chapter, n_verses in enumerate(book.chapter_lengths, 1):
-                numbers = list(range(1, n_verses + 1))
-                texts = bible.get_iter(books=[book.osis_name], chapters=[chapter], verses=numbers, clean=False)
-                for number, raw in zip(numbers, texts, strict=True):
-                    yield (book.osis_name, chapter, number), raw
+    wanted = set(books) if books is not None else None
+    chosen = [book for testament in bible.get_structure().get_books().values() for book in testament
+              if wanted is None or book.osis_name in wanted]
+    for book in tqdm(chosen, desc=module, unit="book", leave=False, disable=len(chosen) < 10):
+        for chapter, n_verses in enumerate(book.chapter_lengths, 1):
+            numbers = list(range(1, n_verses + 1))
+            texts = bible.get_iter(books=[book.osis_name], chapters=[chapter], verses=numbers, clean=False)
+            for number, raw in zip(numbers, texts, strict=True):
+                yield (book.osis_name, chapter, number), raw
 
 
 @dataclass
