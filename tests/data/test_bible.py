@@ -32,6 +32,9 @@ def test_clean_verse_drops_notes_before_tags() -> None:
            '<div eID="g1" type="x-p"/>\n messenger &amp; more')
     assert clean_verse(raw) == "Behold, I send my messenger & more"
     assert clean_verse('<note n="a">only a note</note>  <lg sID="x"/>') == ""
+    rev = ('<w>saints</w>. Amen. <chapter eID="Rev.22"/> <div canonical="true" eID="g1" osisID="Rev" type="book"/> '
+           '<div sID="g2" type="glossary"/> <title>World English Bible Glossary</title> Abaddon ...')
+    assert clean_verse(rev) == "saints. Amen."
 
 
 def _fake(verses: dict[tuple[str, int, int], str]):

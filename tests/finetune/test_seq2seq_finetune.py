@@ -237,3 +237,16 @@ def test_jsonl_pairs_read_like_tsv(tmp_path: Path) -> None:
     path.write_text('{"source": "a b", "target": "b a"}\n', encoding="utf-8")
     assert read_seq2seq_pairs(path) == [TextPair("a b", "b a", f"{path}:1")]
     assert IGNORE_INDEX == -100
+
+
+def test_from_scratch_starts_from_a_seeded_fresh_init(t5_run: Path, pair_files, tmp_path: Path) -> None:
+    """The no-pretraining baseline: same architecture and tokenizer, weights from the seeded initialiser."""
+    out = tmp_path / "scratch"
+    recipe = _recipe(tmp_path, t5_run, pair_files, "partial", steps=2, from_scratch=True)
+    assert main(["finetune", str(recipe), "--out", str(out), "--no-progress"]) == 0
+    info = json.loads((out / "finetune.json").read_text())
+    torch.manual_seed(0)  # the recipe's seed
+    fresh = build_model(model_config(info["family"], info["model"])).state_dict()
+    tuned, base = load_file(str(out / "model.safetensors")), load_file(str(t5_run / "model.safetensors"))
+    frozen = [k for k in tuned if k.startswith("encoder.")]
+    assert frozen and all(torch.equal(tuned[k], fresh[k]) and not torch.equal(tuned[k], base[k]) for k in frozen)

@@ -13,7 +13,8 @@ Alignment is by key (OSIS book name, chapter, verse), never by position:
 the two modules use different versifications (WEB: NRSVA, with the
 deuterocanonical books; RV 1909: KJV), so a verse present in one and not in
 the other is skipped and counted, and a verse empty after cleaning in
-either language is dropped and counted. Cleaning: every ``<note ...>...</note>``
+either language is dropped and counted. Cleaning: text after the book's closing
+milestone is cut (the WEB appends its glossary to Revelation 22:21); every ``<note ...>...</note>``
 (footnotes, cross references) becomes a space *before* the other markup is
 stripped (else the note's text would stay in the verse), then every tag
 goes, entities are unescaped and whitespace is collapsed.
@@ -53,11 +54,16 @@ VerseKey = tuple[str, int, int]  # (OSIS book name, chapter, verse)
 _NOTE = re.compile(r"<note\b[^>]*>.*?</note>", re.DOTALL)
 _NOTE_SELF_CLOSED = re.compile(r"<note\b[^>]*/>")
 _TAG = re.compile(r"<[^>]*>")
+# A book's closing milestone: the last verse of a module may carry what follows the book (the WEB appends
+# its glossary, 17k characters, to Revelation 22:21), which is not verse text.
+_BOOK_END = re.compile(r"<div\b(?=[^>]*\beID=)(?=[^>]*\btype=\"book\")[^>]*/>")
 
 
 def clean_verse(raw: str) -> str:
-    """OSIS verse markup -> plain text: notes become a space, other tags vanish, whitespace collapses."""
-    text = _NOTE.sub(" ", raw)
+    """OSIS verse markup -> plain text: the verse ends at its book's closing milestone, notes become a space,
+    other tags vanish, entities are unescaped, whitespace collapses."""
+    text = _BOOK_END.split(raw, maxsplit=1)[0]
+    text = _NOTE.sub(" ", text)
     text = _NOTE_SELF_CLOSED.sub(" ", text)
     text = _TAG.sub("", text)
     return " ".join(html.unescape(text).split())

@@ -51,7 +51,7 @@ from fromzero.finetune import (
 )
 from fromzero.finetuned_run import INFO_FILE, build_head, load_finetuned_model
 from fromzero.finetuned_run import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
-from fromzero.models import family_of
+from fromzero.models import build_model, family_of
 from fromzero.objectives.classification import SequenceClassification
 from fromzero.objectives.seq2seq import Seq2SeqLM
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
@@ -197,7 +197,8 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     base = load_run(recipe.base)
     torch.manual_seed(recipe.seed)
     data = load_task_data(recipe.task, base.tokenizer, decoder_start_id=_decoder_start(base.model))
-    model = build_task_model(base.model, recipe.task, data.num_labels)
+    backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
+    model = build_task_model(backbone, recipe.task, data.num_labels)
     summary, adapted = apply_method(model, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(recipe_dict(recipe)))

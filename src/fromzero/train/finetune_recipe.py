@@ -103,6 +103,8 @@ class FinetuneRecipe:
     train: TrainConfig = field(default_factory=TrainConfig, help="loop settings (early_stop_patience too)")
     optim: OptimConfig = field(default_factory=OptimConfig, help="optimizer and schedule")
     seed: int = field(0, help="fixes head init, adapter init, dropout and data order")
+    from_scratch: bool = field(False, help="re-initialise the base model (seeded), keeping its architecture and "
+                               "tokenizer: the no-pretraining baseline")
     out: str | None = field(None, help="run directory (default: runs/<recipe name>)")
 
     def __post_init__(self) -> None:
