@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
 # Chromium for the playground browser test; without it that test skips locally and fails when CI=true.
 bash scripts/install_browser.sh || echo "warning: could not install chromium (see scripts/install_browser.sh)" >&2
+# The SWORD Bible modules for the bible-en-es dataset test; without them that test skips locally and fails when CI=true.
+bash scripts/install_bible.sh || echo "warning: could not install the Bible modules (see scripts/install_bible.sh)" >&2
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports
 set +e

@@ -83,11 +83,18 @@ def _sampling(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from fromzero.finetuned_run import is_finetune_run, load_finetuned_model
     from fromzero.generation import generate_text, seq2seq_text, stream_text
     from fromzero.models import family_of
     from fromzero.run_dir import load_run
 
-    run = load_run(args.run_dir)
+    if is_finetune_run(args.run_dir):  # a seq2seq fine-tune is a plain T5 (no head): it generates
+        run = load_finetuned_model(args.run_dir)
+        if run.kind != "seq2seq":
+            raise FromZeroError(f"generate: {run.path} is a {run.kind} fine-tune; only seq2seq fine-tunes generate "
+                                "(score it with `fromzero eval`)")
+    else:
+        run = load_run(args.run_dir)
     cfg = _sampling(args)
     prompts = args.prompt or ["\n"]
     if args.chat:

@@ -7,6 +7,13 @@
     run_dir/model.safetensors    ``backbone.*`` + ``head.*`` (LoRA runs: merged); sft runs: the plain model's
                                  own names (no head), so they also load as an ordinary run (``run_dir.load_run``)
 
+Sequence-to-sequence runs (``kind: seq2seq``) have no head: the fine-tuned
+model *is* the T5, saved under T5's own parameter names (``tok_emb.weight``,
+``encoder.blocks.0.attn.qkv.weight``, ...) exactly as a pretraining run saves
+it. So a seq2seq run loads with the base family's module alone, its weights
+drop into any T5 of the same config, and ``fromzero generate RUN "text"``
+translates with it.
+
 This sits beside :mod:`fromzero.run_dir` so that consumers below training
 (serving) load fine-tuned runs without importing ``fromzero.train``;
 ``fromzero.train.finetune.load_finetuned`` adds the parsed recipe on top.
@@ -24,7 +31,7 @@ from torch import nn
 from fromzero.config import load_yaml
 from fromzero.data.task_data import LabelVocab
 from fromzero.data.tokenizers import Tokenizer
-from fromzero.errors import CheckpointError
+from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, model_config
 from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
 from fromzero.run_dir import load_weights
@@ -45,7 +52,7 @@ class FinetunedModel:
 
     @property
     def kind(self) -> str:
-        """sequence_classification | token_classification | span_qa | sft."""
+        """sequence_classification | token_classification | span_qa | sft | seq2seq."""
         return self.info["kind"]
 
     @property
@@ -66,8 +73,11 @@ def is_finetune_run(path: str | Path) -> bool:
 
 def build_head(backbone: nn.Module, kind: str, num_labels: int, *, problem: str = "single_label",
                pooling: str | None = None, dropout: float | None = None) -> nn.Module:
-    """Wrap ``backbone`` in the head of ``kind`` (its parameters under ``head.``); ``sft``: no wrapper."""
-    if kind == "sft":  # causal-LM fine-tuning uses the model's own LM head: parameter names stay the family's
+    """Wrap ``backbone`` in the head of ``kind`` (its parameters under ``head.``); ``sft`` and ``seq2seq``: none."""
+    if kind == "seq2seq":  # the encoder-decoder itself generates: no head, T5's own parameter names
+        if not all(hasattr(backbone, a) for a in ("encode", "decode", "new_cache")):
+            raise ConfigError(f"task.kind: seq2seq needs an encoder-decoder (t5) base run, got a "
+                              f"{type(backbone).__name__}; pretrain one with `fromzero pretrain recipes/t5_bible.yaml`")
         return backbone
     if kind == "token_classification":
         return TokenClassifier(backbone, num_labels, dropout=dropout)

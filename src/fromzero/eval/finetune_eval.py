@@ -4,7 +4,9 @@
 to metrics: scikit-learn accuracy, P/R/F1 macro and micro and ROC-AUC for
 classification (multi-label: also macro and micro ROC-AUC of the sigmoid scores), MSE / MAE / R^2 and
 Pearson / Spearman for regression, seqeval entity P/R/F1 for tagging, SQuAD exact match / F1 for
-QA. :func:`evaluate_finetuned_run` loads a run directory from disk and scores
+QA, exact match / F1 of generated replies for sft, sacrebleu corpus BLEU and chrF for seq2seq
+(whose test translations also go to ``samples_test.tsv``). :func:`evaluate_finetuned_run` loads a
+run directory from disk and scores
 its test copy into ``eval.json`` (key ``test``) with a confusion-matrix PNG,
 so ``fromzero eval`` on a fine-tuned run reproduces what ``fromzero finetune``
 wrote.
@@ -29,12 +31,14 @@ from fromzero.eval.metrics import (
     qa_metrics,
     regression_metrics,
     roc_auc,
+    translation_metrics,
 )
 from fromzero.eval.sft_eval import sft_metrics, sft_test_report
 from fromzero.train.finetune import finetune, finetuned_task_data, load_finetuned
 from fromzero.train.finetune_data import TaskOutputs, task_outputs
 
 CONFUSION_PNG = "plots/confusion_test.png"
+SAMPLES_TSV = "samples_test.tsv"
 
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -54,6 +58,8 @@ def score_outputs(out: TaskOutputs) -> dict[str, float]:
         return qa_metrics(out.y_pred, out.y_true, level=answer_level(out.y_true))
     if out.kind == "sft":  # generated replies: exact match and token F1 (eval.sft_eval)
         return sft_metrics(out)
+    if out.kind == "seq2seq":  # sacrebleu corpus scores: BLEU (13a tokenizer) and chrF, 0-100
+        return translation_metrics(out.y_pred, out.y_true)
     if out.problem == "regression":
         return regression_metrics(out.y_true, out.y_pred)
     if out.problem == "multi_label":
@@ -81,12 +87,24 @@ def _confusion(run_path: Path, out: TaskOutputs) -> dict[str, Any]:
     return {"confusion_matrix": matrix, "labels": out.label_names, "confusion_png": CONFUSION_PNG}
 
 
+def _samples(run_path: Path, out: TaskOutputs) -> dict[str, Any]:
+    """seq2seq: write source, reference and output of every example as a TSV with a header."""
+    if out.kind != "seq2seq":
+        return {}
+    flat = [(" ".join(s.split()), " ".join(r.split()), " ".join(h.split()))  # no tab or newline inside a cell
+            for s, r, h in zip(out.sources, out.y_true, out.y_pred, strict=True)]
+    write_text(run_path / SAMPLES_TSV, "source\treference\thypothesis\n" + "".join("\t".join(row) + "\n"
+                                                                                  for row in flat))
+    return {"samples": SAMPLES_TSV}
+
+
 def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64) -> dict[str, Any]:
     """Load a fine-tuned run, score its test split, and (re)write ``eval.json``'s ``test`` entry; returns it."""
     run = load_finetuned(run_dir)
     data = finetuned_task_data(run, "test")
     out = task_outputs(run.model, data, "test", batch_size)
     result = {"metrics": score_outputs(out), "examples": len(out.y_true), **_confusion(run.path, out),
+              **_samples(run.path, out),
               "truncation": str(data.truncation["test"])}
     if out.kind == "sft":
         result.update(sft_test_report(run.path, run.info, out))

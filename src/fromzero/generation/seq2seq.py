@@ -96,6 +96,8 @@ def seq2seq_text(model: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], c
     or at ``cfg.max_new_tokens``. The pad id is the tokenizer's, else the model's;
     the decoder starts from ``model.config.decoder_start_id``.
     """
+    if not texts:  # nothing to do (e.g. a pretraining recipe with no sample prompts)
+        return []
     eos = tokenizer.eos_id if tokenizer.eos_id is not None else model.config.eos_id
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else model.config.pad_id
     encoded = []

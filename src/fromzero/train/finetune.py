@@ -5,7 +5,9 @@
                                  method's trainable-parameter count, memory and wall time
     run_dir/labels.txt           class (or tag) names, one per line, in class-id order
     run_dir/tokenizer.json       the base run's tokenizer
-    run_dir/model.safetensors    the best checkpoint's weights (``backbone.*``, ``head.*``); LoRA: merged
+    run_dir/model.safetensors    the best checkpoint's weights (``backbone.*``, ``head.*``); LoRA: merged;
+                                 seq2seq: the T5's own names, no head (``fromzero generate`` reads it)
+    run_dir/samples_test.tsv     seq2seq only: source, reference and model output of every test example
     run_dir/adapter.safetensors  LoRA only: adapters + head, to apply on the base run's weights
     run_dir/data/                copies of the validation and test files (so eval needs nothing else)
     run_dir/metrics.jsonl, plots/
@@ -50,9 +52,10 @@ from fromzero.finetune import (
 )
 from fromzero.finetuned_run import INFO_FILE, build_head, load_finetuned_model
 from fromzero.finetuned_run import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
-from fromzero.models import family_of
+from fromzero.models import build_model, family_of
 from fromzero.objectives.causal_lm import CausalLM
 from fromzero.objectives.classification import SequenceClassification
+from fromzero.objectives.seq2seq import Seq2SeqLM
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
 from fromzero.objectives.token_classification import TokenClassification
 from fromzero.run_dir import load_run
@@ -98,12 +101,15 @@ def task_objective(task: TaskConfig, weights: list[float] | None):
         return SpanQAObjective()
     if task.kind == "sft":  # next-token cross-entropy on the scored (reply) tokens
         return CausalLM()
+    if task.kind == "seq2seq":
+        return Seq2SeqLM()
     return SequenceClassification(task.problem, weights)
 
 
-def _has_head(recipe: FinetuneRecipe, train_head: bool) -> bool:
-    """A new task head trains beside LoRA adapters (sft has none: the model's own LM head is reused)."""
-    return train_head and recipe.task.kind != "sft"
+def _head_globs(recipe: FinetuneRecipe) -> list[str]:
+    """Parameters that train beside LoRA adapters: the new task head (sft and seq2seq runs have none: the
+    model's own output layer is reused)."""
+    return ["head.*"] if recipe.method.train_head and recipe.task.kind not in ("sft", "seq2seq") else []
 
 
 def apply_method(model: nn.Module, recipe: FinetuneRecipe) -> tuple[TrainableSummary, list[str]]:
@@ -112,7 +118,7 @@ def apply_method(model: nn.Module, recipe: FinetuneRecipe) -> tuple[TrainableSum
     if method.name == "lora":
         cfg = method.lora
         adapted = apply_lora(model, cfg.targets, cfg.rank, cfg.alpha, cfg.dropout)
-        mark_only_lora_trainable(model, ["head.*"] if _has_head(recipe, method.train_head) else [])
+        mark_only_lora_trainable(model, _head_globs(recipe))
     if method.freeze.active:
         apply_freeze(model, method.freeze)
     summary = trainable_summary(model)
@@ -182,8 +188,7 @@ class _BestState:
 def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn.Module:
     """Write model.safetensors (LoRA: adapter.safetensors first, then the merged model)."""
     if recipe.method.name == "lora":
-        include = ["head.*"] if _has_head(recipe, recipe.method.train_head) else []
-        save_adapter(model, run_dir / "adapter.safetensors", recipe.method.lora, include=include)
+        save_adapter(model, run_dir / "adapter.safetensors", recipe.method.lora, include=_head_globs(recipe))
         merge_lora(model)
     write_with(run_dir / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
     return model
@@ -209,8 +214,9 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     if sft:
         check_sft_base(base.model_config, recipe.task, str(recipe_path or "<overrides>"))
     torch.manual_seed(recipe.seed)
-    data = load_task_data(recipe.task, base.tokenizer)
-    model = build_task_model(base.model, recipe.task, data.num_labels)
+    data = load_task_data(recipe.task, base.tokenizer, decoder_start_id=_decoder_start(base.model))
+    backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
+    model = build_task_model(backbone, recipe.task, data.num_labels)
     # sft: the base model's zero-shot replies to the test prompts, before any training
     base_test = task_outputs(model, data, "test") if sft and recipe.task.eval_base else None
     summary, adapted = apply_method(model, recipe)
@@ -238,7 +244,8 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     trainer = Trainer(model, task_objective(recipe.task, data.weights()),
                       data.batches("train", cfg.batch_size, recipe.seed, shuffle=True, grad_accum=cfg.grad_accum),
                       val, cfg, recipe.optim, run_dir, progress=progress,
-                      eval_fn=lambda m: scorer(task_outputs(m, data, "validation")),
+                      eval_fn=lambda m: scorer(task_outputs(m, data, "validation",
+                                                            limit=recipe.task.eval_examples or None)),
                       select_metric=f"val_{recipe.select_metric}", on_best=best,
                       checkpoint_content=TrainableCheckpoint(model, best))
     importlib.import_module("torch.utils.tensorboard")  # the logger's import: not training memory
@@ -278,5 +285,11 @@ def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
 def finetuned_task_data(run: FinetunedRun, split: str = "test") -> TaskData:
     """The run's own copy of ``split`` (validation or test), encoded with the run's tokenizer and labels."""
     files = {s: str(run.path / f) for s, f in run.info["files"].items()}
-    return load_task_data(run.recipe.task, run.tokenizer, run.vocab, splits=(split,), paths=files)
+    return load_task_data(run.recipe.task, run.tokenizer, run.vocab, splits=(split,), paths=files,
+                          decoder_start_id=_decoder_start(run.model))
+
+
+def _decoder_start(model: nn.Module) -> int | None:
+    """An encoder-decoder's first decoder input id (None for encoder-only and decoder-only models)."""
+    return getattr(getattr(model, "config", None), "decoder_start_id", None)
 

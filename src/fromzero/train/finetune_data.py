@@ -5,7 +5,7 @@ builds the label vocabulary from the training file (a label seen only later
 is an error naming its line) and encodes every split under the truncation
 policy. :func:`task_outputs` runs a model over a split and decodes its
 logits into what the metrics compare (class ids and probabilities, tag
-strings, answer texts), as a :class:`TaskOutputs`; scoring them is the job
+strings, answer texts; seq2seq: greedily decoded texts), as a :class:`TaskOutputs`; scoring them is the job
 of ``fromzero.eval`` (it is above this layer and passes a scorer in).
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fromzero.data.seq2seq_data import Seq2SeqBatches, encode_seq2seq, read_seq2seq_pairs
 from fromzero.data.task_data import (
     LabelVocab,
     TruncationStats,
@@ -43,6 +44,7 @@ from fromzero.data.task_encoding import (
     encode_tagging,
 )
 from fromzero.data.tokenizers import Tokenizer
+from fromzero.generation.seq2seq_batch import decode_texts
 from fromzero.train.finetune_recipe import TaskConfig
 
 SPLITS = ("train", "validation", "test")
@@ -60,7 +62,7 @@ class TaskData:
     pad_id: int
     span_maps: dict[str, list[SpanMap]] = field(default_factory=dict)
     truncation: dict[str, TruncationStats] = field(default_factory=dict)
-    tokenizer: Tokenizer | None = None  # sft: evaluation generates replies
+    tokenizer: Tokenizer | None = None  # sft: generates replies; seq2seq: decodes generated ids into texts
 
     @property
     def num_labels(self) -> int:
@@ -77,7 +79,10 @@ class TaskData:
         return class_weights(ids, len(self.vocab))
 
     def batches(self, split: str, batch_size: int, seed: int = 0, shuffle: bool = False,
-                grad_accum: int = 1) -> TaskBatches:
+                grad_accum: int = 1) -> TaskBatches | Seq2SeqBatches:
+        if self.task.kind == "seq2seq":
+            return Seq2SeqBatches(self.features[split], batch_size, pad_id=self.pad_id, seed=seed, shuffle=shuffle,
+                                  grad_accum=grad_accum)
         return TaskBatches(self.features[split], batch_size, pad_id=self.pad_id, seed=seed, shuffle=shuffle,
                            grad_accum=grad_accum, token_labels=True if self.task.kind == "sft" else None)
 
@@ -87,6 +92,8 @@ def _read(task: TaskConfig, path: str) -> list[Any]:
         return read_conll(path)
     if task.kind == "span_qa":
         return read_squad(path)
+    if task.kind == "seq2seq":
+        return read_seq2seq_pairs(path)
     return read_text_classification(path, text_key=task.text_field, pair_key=task.pair_field,
                                     label_key=task.label_field, fmt=task.format)
 
@@ -100,8 +107,12 @@ def _targets(task: TaskConfig, examples: list[Any], vocab: LabelVocab | None) ->
 
 
 def load_task_data(task: TaskConfig, tokenizer: Tokenizer, vocab: LabelVocab | None = None,
-                   splits: tuple[str, ...] = SPLITS, paths: dict[str, str] | None = None) -> TaskData:
-    """Read and encode ``splits`` (test falls back to validation); ``vocab`` None builds it from train."""
+                   splits: tuple[str, ...] = SPLITS, paths: dict[str, str] | None = None,
+                   decoder_start_id: int | None = None) -> TaskData:
+    """Read and encode ``splits`` (test falls back to validation); ``vocab`` None builds it from train.
+
+    ``decoder_start_id`` (seq2seq): the model's first decoder input (null: the pad id, as T5).
+    """
     if task.kind == "sft":  # conversations: their own reader and encoder (train.finetune_sft)
         from fromzero.train.finetune_sft import load_sft_data
 
@@ -113,7 +124,7 @@ def load_task_data(task: TaskConfig, tokenizer: Tokenizer, vocab: LabelVocab | N
         vocab = tag_vocab(examples["train"])
     elif vocab is None and task.kind == "sequence_classification" and task.problem != "regression":
         vocab = label_vocab(examples["train"])
-    data = TaskData(task, vocab, examples, {}, framing.pad_id)
+    data = TaskData(task, vocab, examples, {}, framing.pad_id, tokenizer=tokenizer)
     for split in splits:
         stats = data.truncation[split] = TruncationStats()
         rows = examples[split]
@@ -121,6 +132,10 @@ def load_task_data(task: TaskConfig, tokenizer: Tokenizer, vocab: LabelVocab | N
             feats = encode_tagging(rows, tokenizer, framing, task.max_len, vocab, task.truncation, stats)
         elif task.kind == "span_qa":
             feats, data.span_maps[split] = encode_qa(rows, tokenizer, framing, task.max_len, task.truncation, stats)
+        elif task.kind == "seq2seq":
+            start = framing.pad_id if decoder_start_id is None else decoder_start_id
+            feats = encode_seq2seq(rows, tokenizer, task.max_len, task.max_target_len or task.max_len, start,
+                                   task.truncation, stats)
         else:
             feats = encode_classification(rows, tokenizer, framing, task.max_len, _targets(task, rows, vocab),
                                           task.truncation, stats)
@@ -137,6 +152,7 @@ class TaskOutputs:
     token_classification     y_true / y_pred: tag strings per sentence (first sub-token of each word)
     span_qa                  y_true: gold answer texts per question, y_pred: the predicted answer text
     sft                      y_true: [reference reply] per prompt, y_pred: the generated reply; prompts, groups
+    seq2seq                  y_true: reference texts (as in the file), y_pred: decoded texts, sources: inputs
     """
 
     kind: str
@@ -147,6 +163,7 @@ class TaskOutputs:
     label_names: list[str] | None = None
     prompts: list[str] | None = None  # sft: the rendered prompts answered
     groups: list[str | None] | None = None  # sft: each prompt's group (per-group metrics)
+    sources: list[str] | None = None  # seq2seq: the source texts
 
 
 Scorer = Callable[[TaskOutputs], dict[str, float]]
@@ -185,12 +202,30 @@ def _best_span(z: torch.Tensor, span: SpanMap) -> tuple[int, int]:
     return lo + flat // (hi - lo), lo + flat % (hi - lo)
 
 
-def task_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64) -> TaskOutputs:
-    """Run ``model`` over ``split`` and decode its predictions (see :class:`TaskOutputs`)."""
+def seq2seq_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64,
+                    limit: int | None = None) -> TaskOutputs:
+    """Greedy-decode the first ``limit`` (all if None) examples of ``split``; references are the raw targets."""
+    rows = data.examples[split][:limit]
+    ids = [f["input_ids"] for f in data.features[split][:limit]]
+    hyps = decode_texts(model, data.tokenizer, ids, max_new_tokens=data.task.max_target_len or data.task.max_len,
+                        batch_size=batch_size)
+    return TaskOutputs(data.task.kind, data.task.problem, [r.target for r in rows], hyps,
+                       sources=[r.source for r in rows])
+
+
+def task_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64,
+                 limit: int | None = None) -> TaskOutputs:
+    """Run ``model`` over ``split`` and decode its predictions (see :class:`TaskOutputs`).
+
+    ``limit`` (seq2seq): decode just the first ``limit`` examples, e.g. during training (sft reads
+    ``task.eval_examples`` itself).
+    """
     if data.task.kind == "sft":  # generated replies, not logits
         from fromzero.train.finetune_sft import sft_outputs
 
         return sft_outputs(model, data, split, batch_size, progress=split == "test")
+    if data.task.kind == "seq2seq":
+        return seq2seq_outputs(model, data, split, batch_size, limit)
     task, logits = data.task, _logits(model, data, split, batch_size)
     names = list(data.vocab.labels) if data.vocab is not None else None
     feats = data.features[split]

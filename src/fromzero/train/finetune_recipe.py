@@ -4,7 +4,7 @@
     out: runs/finetune_trec_lora
     base: runs/all-minilm-l6-v2                 # any run directory (pretrained here or `fromzero import-hf`)
     task:
-      kind: sequence_classification             # | token_classification | span_qa | sft
+      kind: sequence_classification             # | token_classification | span_qa | sft | seq2seq
       train: data/trec/train.jsonl
       validation: data/trec/validation.jsonl
       test: data/trec/test.jsonl
@@ -29,13 +29,14 @@ from fromzero.finetune import FreezeConfig, LoRAConfig
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
-TaskKind = Literal["sequence_classification", "token_classification", "span_qa", "sft"]
+TaskKind = Literal["sequence_classification", "token_classification", "span_qa", "sft", "seq2seq"]
 # Validation metrics each task kind can select on (maximised; "loss" is minimised).
 SELECT_METRICS = {
     "sequence_classification": ("accuracy", "f1_macro", "f1_micro", "loss"),
     "token_classification": ("f1", "token_accuracy", "loss"),
     "span_qa": ("exact_match", "f1", "loss"),
     "sft": ("exact_match", "f1", "loss"),
+    "seq2seq": ("bleu", "chrf", "loss"),
 }
 # Sequence-classification problems whose metrics differ from single-label ones. Direction follows
 # train.trainer.lower_is_better: loss, mse and mae are minimised, the rest maximised. Macro ROC-AUC is
@@ -60,7 +61,8 @@ class TaskConfig:
     kind: TaskKind = field("sequence_classification", help="which head and objective")
     problem: Literal["single_label", "multi_label", "regression"] = field(
         "single_label", help="sequence classification only")
-    train: str = field("", help="training file (.jsonl/.csv/.tsv; CoNLL for tagging; SQuAD JSON for QA)")
+    train: str = field("", help="training file (.jsonl/.csv/.tsv; CoNLL for tagging; SQuAD JSON for QA; "
+                                "seq2seq: source<TAB>target .tsv or .jsonl with source/target)")
     validation: str = field("", help="validation file: early stopping and best-checkpoint selection")
     test: str | None = field(None, help="test file scored into eval.json (null: the validation file)")
     format: Literal["jsonl", "csv", "tsv"] | None = field(None, help="classification file format (null: suffix)")
@@ -76,15 +78,20 @@ class TaskConfig:
     chat_template: str = field("plain", help="sft: chat template that renders conversations (its stop strings "
                                              "end replies); serving uses the same one")
     prompt_loss: bool = field(False, help="sft: score every token (true, an ablation) or only assistant replies")
-    eval_examples: int = field(200, help="sft: validation prompts answered (greedy) at each evaluation; 0 = all")
+    eval_examples: int = field(200, help="sft / seq2seq: validation examples answered or decoded (greedy) at each "
+                                         "evaluation; 0 = all (the test split is always scored whole)")
     max_new_tokens: int = field(32, help="sft: longest reply generated in evaluation, in tokens (plus room for "
                                              "the template's stop string)")
     eval_base: bool = field(False, help="sft: also score the base model zero-shot on the test split")
+    max_target_len: int | None = field(None, help="seq2seq: target tokens incl. eos, also the decoding limit "
+                                       "(null: max_len)")
 
     def __post_init__(self) -> None:
         require(bool(self.train), "train", "required: the training data file")
         require(bool(self.validation), "validation", "required: the validation data file")
         require(self.max_len > 2, "max_len", f"must be > 2, got {self.max_len}")
+        require(self.max_target_len is None or self.max_target_len > 1, "max_target_len",
+                f"must be > 1 or null, got {self.max_target_len}")
         require(self.kind == "sequence_classification" or self.problem == "single_label", "problem",
                 "only sequence classification has a problem type")
         require(self.class_weights == "none" or self.problem == "single_label" or
@@ -122,6 +129,8 @@ class FinetuneRecipe:
     train: TrainConfig = field(default_factory=TrainConfig, help="loop settings (early_stop_patience too)")
     optim: OptimConfig = field(default_factory=OptimConfig, help="optimizer and schedule")
     seed: int = field(0, help="fixes head init, adapter init, dropout and data order")
+    from_scratch: bool = field(False, help="re-initialise the base model (seeded), keeping its architecture and "
+                               "tokenizer: the no-pretraining baseline")
     out: str | None = field(None, help="run directory (default: runs/<recipe name>)")
 
     def __post_init__(self) -> None:

@@ -1,0 +1,146 @@
+"""Sequence-to-sequence task data: source/target pairs -> encoder and decoder features -> padded batches.
+
+Files: ``.tsv`` lines ``source<TAB>target`` (``task_data.read_tsv_pairs``) or
+``.jsonl`` rows ``{"source": ..., "target": ...}``.
+
+One pair becomes (T5 convention, Raffel et al. 2019)
+
+    input_ids          source tokens + [eos]                   encoder input, at most max_len
+    labels             target tokens + [eos]                   what the decoder predicts, at most max_target_len
+    decoder_input_ids  [start] + labels[:-1]                   teacher forcing: "shift right"
+
+``start`` is the model's ``decoder_start_id`` (T5: the pad id). Batches pad
+``input_ids`` and ``decoder_input_ids`` with the pad id and ``labels`` with
+-100, so padding is never scored. Targets are right-padded: every pad comes
+after the row's real tokens, so the decoder's causal mask alone keeps the
+real positions exact and no decoder attention mask is needed.
+
+Over-long sources and targets follow the truncation policy (``truncate``:
+keep the first tokens, then eos; ``error``: a DataError naming file:line). A
+pair counts once in :class:`TruncationStats` (truncated if either side was cut).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fromzero.data.loader import batch_seed
+from fromzero.data.task_data import TextPair, TruncationPolicy, TruncationStats, read_tsv_pairs
+from fromzero.data.tokenizers import Tokenizer
+from fromzero.errors import ConfigError, DataError
+
+IGNORE_INDEX = -100
+Feature = dict[str, list[int]]
+
+
+def read_jsonl_pairs(path: str | Path, *, source_key: str = "source", target_key: str = "target") -> list[TextPair]:
+    """Read ``{"source": ..., "target": ...}`` JSON lines (blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    pairs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not valid JSON ({err.msg}); write one JSON object per line") from None
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k].strip()
+                                                for k in (source_key, target_key)):
+            raise DataError(f"{path}:{n}: expected non-empty string fields {source_key!r} and {target_key!r}")
+        pairs.append(TextPair(row[source_key].strip(), row[target_key].strip(), f"{path}:{n}"))
+    if not pairs:
+        raise DataError(f"{path}: no pairs found; the file is empty or holds only blank lines")
+    return pairs
+
+
+def read_seq2seq_pairs(path: str | Path) -> list[TextPair]:
+    """Source/target pairs from a ``.jsonl`` file, else from ``source<TAB>target`` lines."""
+    return read_jsonl_pairs(path) if Path(path).suffix == ".jsonl" else read_tsv_pairs(path)
+
+
+def _fit(ids: list[int], budget: int, policy: TruncationPolicy, where: str, side: str) -> tuple[list[int], int]:
+    """(ids cut to ``budget``, tokens dropped); ``error`` raises naming the line and the side."""
+    if len(ids) <= budget:
+        return ids, 0
+    if policy == "error":
+        key = "max_len" if side == "source" else "max_target_len"
+        raise DataError(f"{where}: the {side} has {len(ids)} tokens, over the limit of {budget} (+ eos); shorten "
+                        f"it, raise task.{key}, or set truncation: truncate")
+    return ids[:budget], len(ids) - budget
+
+
+def encode_seq2seq(pairs: Sequence[TextPair], tokenizer: Tokenizer, max_len: int, max_target_len: int,
+                   decoder_start_id: int, policy: TruncationPolicy = "truncate",
+                   stats: TruncationStats | None = None) -> list[Feature]:
+    """Features ``input_ids``, ``labels`` and ``decoder_input_ids`` (see the module docstring)."""
+    eos = tokenizer.eos_id
+    if eos is None:
+        raise DataError("the tokenizer has no end-of-text token (</s>, <eos>, <|endoftext|>) to close sequences")
+    for key, value in (("max_len", max_len), ("max_target_len", max_target_len)):
+        if value < 2:
+            raise ConfigError(f"task.{key}: {value} leaves no room for text before eos; raise it")
+    sources = tokenizer.encode_batch([p.source for p in pairs])
+    targets = tokenizer.encode_batch([p.target for p in pairs])
+    features = []
+    for pair, src, tgt in zip(pairs, sources, targets, strict=True):
+        src, cut_s = _fit(list(src), max_len - 1, policy, pair.where, "source")
+        tgt, cut_t = _fit(list(tgt), max_target_len - 1, policy, pair.where, "target")
+        if stats is not None:
+            stats.seen += 1
+            stats.truncated += int(cut_s + cut_t > 0)
+            stats.tokens_dropped += cut_s + cut_t
+        labels = tgt + [eos]
+        features.append({"input_ids": src + [eos], "labels": labels,
+                         "decoder_input_ids": [decoder_start_id, *labels[:-1]]})
+    return features
+
+
+def collate_seq2seq(rows: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]:
+    """``input_ids``, ``attention_mask`` (B, S) and ``decoder_input_ids``, ``labels`` (B, T), right-padded."""
+    S = max(len(r["input_ids"]) for r in rows)
+    T = max(len(r["labels"]) for r in rows)
+
+    def pad(key: str, width: int, fill: int) -> torch.Tensor:
+        return torch.tensor([r[key] + [fill] * (width - len(r[key])) for r in rows], dtype=torch.long)
+
+    return {"input_ids": pad("input_ids", S, pad_id),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (S - len(r["input_ids"]))
+                                            for r in rows], dtype=torch.long),
+            "decoder_input_ids": pad("decoder_input_ids", T, pad_id), "labels": pad("labels", T, IGNORE_INDEX)}
+
+
+class Seq2SeqBatches:
+    """Padded seq2seq batches; ``batch(step, micro)`` depends only on (seed, step, micro).
+
+    Same order as ``task_encoding.TaskBatches``: with ``shuffle``, micro-batch k = step * grad_accum + micro
+    is slice k mod n of epoch k // n's seeded permutation; without, ``batch(i)`` is the i-th slice.
+    """
+
+    def __init__(self, features: Sequence[Feature], batch_size: int, *, pad_id: int, seed: int = 0,
+                 shuffle: bool = True, grad_accum: int = 1) -> None:
+        if not features:
+            raise DataError("no examples to batch; check the data files")
+        if batch_size < 1 or grad_accum < 1:
+            raise ValueError(f"batch_size and grad_accum must be >= 1, got {batch_size} and {grad_accum}")
+        self.features, self.batch_size, self.pad_id = list(features), batch_size, pad_id
+        self.seed, self.shuffle, self.grad_accum = seed, shuffle, grad_accum
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.features) / self.batch_size)
+
+    def batch(self, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
+        k = step * self.grad_accum + micro if self.shuffle else step
+        epoch, slot = divmod(k, len(self))
+        order = np.arange(len(self.features))
+        if self.shuffle:
+            order = np.random.default_rng(batch_seed(self.seed, epoch)).permutation(len(self.features))
+        rows = [self.features[i] for i in order[slot * self.batch_size:(slot + 1) * self.batch_size]]
+        return collate_seq2seq(rows, self.pad_id)
