@@ -88,11 +88,11 @@ def _generate(args: argparse.Namespace) -> int:
     from fromzero.models import family_of
     from fromzero.run_dir import load_run
 
-    if is_finetune_run(args.run_dir):  # a seq2seq fine-tune is a plain T5 (no head): it generates
+    if is_finetune_run(args.run_dir):  # seq2seq and sft fine-tunes keep no head: they generate
         run = load_finetuned_model(args.run_dir)
-        if run.kind != "seq2seq":
-            raise FromZeroError(f"generate: {run.path} is a {run.kind} fine-tune; only seq2seq fine-tunes generate "
-                                "(score it with `fromzero eval`)")
+        if run.kind not in ("seq2seq", "sft"):
+            raise FromZeroError(f"generate: {run.path} is a {run.kind} fine-tune; only seq2seq and sft fine-tunes "
+                                "generate (score it with `fromzero eval`)")
     else:
         run = load_run(args.run_dir)
     cfg = _sampling(args)
@@ -103,7 +103,7 @@ def _generate(args: argparse.Namespace) -> int:
 
         template = get_chat_template((run.config.get("task") or {}).get("chat_template") or "plain")
         prompts, cfg = user_prompts(template, prompts), with_template_stops(cfg, template)
-    family = family_of(run.model_config).name
+    family = family_of(run.model.config).name
     if family == "t5":  # encoder-decoder: input text -> decoded output
         for prompt, text in zip(prompts, seq2seq_text(run.model, run.tokenizer, prompts, cfg), strict=True):
             print(f"{prompt} -> {text}")

@@ -79,6 +79,8 @@ def build_head(backbone: nn.Module, kind: str, num_labels: int, *, problem: str 
             raise ConfigError(f"task.kind: seq2seq needs an encoder-decoder (t5) base run, got a "
                               f"{type(backbone).__name__}; pretrain one with `fromzero pretrain recipes/t5_bible.yaml`")
         return backbone
+    if kind == "sft":  # causal-LM fine-tuning uses the model's own LM head: parameter names stay the family's
+        return backbone
     if kind == "token_classification":
         return TokenClassifier(backbone, num_labels, dropout=dropout)
     if kind == "span_qa":

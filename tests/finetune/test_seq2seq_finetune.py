@@ -212,7 +212,7 @@ def test_bad_tsv_line_names_file_and_line(t5_run: Path, pair_files, tmp_path: Pa
 
 @pytest.mark.parametrize(("override", "message"), [
     ("--select_metric=f1", "select_metric: 'f1' is not one of bleu, chrf, loss"),
-    ("--task.eval_examples=0", "task.eval_examples: must be positive"),
+    ("--task.eval_examples=-1", "task.eval_examples: must be >= 0"),
 ])
 def test_recipe_errors_name_the_key(override: str, message: str, t5_run: Path, pair_files, tmp_path: Path,
                                     capsys) -> None:
