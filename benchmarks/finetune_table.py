@@ -105,9 +105,12 @@ def table(rows: list[dict], overrides: list[str]) -> str:
 
 
 def write_results(path: Path, section: str) -> None:
+    """Put ``section`` (which starts and ends with its own markers) in place of the same markers' section in
+    ``path``, or append it; every other section is kept."""
+    start, end = section.splitlines()[0], section.splitlines()[-1]
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n\n"
-    if START in text and END in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
+    if start in text and end in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text, encoding="utf-8")
