@@ -20,12 +20,24 @@ def test_there_are_recipes() -> None:
     assert {p.stem for p in RECIPES} >= {"quickstart", "bert_mlm", "t5_span", "bert_mlm_zh"}
 
 
+def _continues(path: Path) -> bool:
+    """A continued-pretraining recipe (``init:`` names the run it starts from)."""
+    import yaml
+
+    return bool((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("init"))
+
+
+CONTINUED = [p for p in RECIPES if p not in FINETUNE_RECIPES and _continues(p)]
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_recipe_validates(path: Path) -> None:
+def test_recipe_validates(path: Path, request: pytest.FixtureRequest) -> None:
     if path in FINETUNE_RECIPES:  # base/task/method sections: a fine-tuning recipe
         load_finetune_recipe(path)
         return
-    recipe = load_recipe(path)
+    # a continued run's model and objective come from its init run: a tiny BERT stands in for it here
+    overrides = [f"--init={request.getfixturevalue('tiny_bert_run')}"] if path in CONTINUED else []
+    recipe = load_recipe(path, overrides)
     recipe.model_config(file=str(path))
     recipe.objective_config(file=str(path))
 
@@ -78,6 +90,17 @@ def test_recipe_smoke_run_learns(name: str, tmp_path: Path) -> None:
     assert losses[-1] < losses[0] - 0.3, losses
     assert result.samples and (tmp_path / "run" / "model.safetensors").is_file()
     _cli_on_run(name, tmp_path / "run")
+
+
+@pytest.mark.parametrize("path", CONTINUED, ids=lambda p: p.stem)
+def test_continued_recipe_smoke_run_learns(path: Path, tiny_bert_run: Path, small_corpus: Path,
+                                           tmp_path: Path) -> None:
+    overrides = [f"--init={tiny_bert_run}", f"--data.inputs=[{small_corpus}]", "--train.max_steps=30",
+                 "--train.batch_size=8", "--train.seq_len=32", "--train.log_every=5", "--train.eval_every=0",
+                 "--train.ckpt_every=30", "--optim.warmup_steps=3", "--optim.lr=2e-3"]
+    pretrain(path, overrides, out=tmp_path / "run", progress=False)
+    losses = [r["loss"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert losses[-1] < losses[0], losses
 
 
 def _cli_on_run(name: str, run: Path) -> None:
