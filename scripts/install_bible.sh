@@ -8,15 +8,5 @@ MODS=/usr/share/sword/mods.d
 if [ -f "$MODS/engWEB2015eb.conf" ] && [ -f "$MODS/spaRV1909eb.conf" ]; then
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install_bible.sh: no apt-get here; install the SWORD modules WEB and SpaRV yourself (the test skips)" >&2
-  exit 0
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends sword-text-web sword-text-sparv >/dev/null
-echo "installed SWORD modules: $(ls "$MODS" | tr '\n' ' ')"
+bash "$(dirname "$0")/apt_install.sh" "the SWORD modules WEB and SpaRV" sword-text-web sword-text-sparv
+if [ -d "$MODS" ]; then echo "SWORD modules: $(ls "$MODS" | tr '\n' ' ')"; fi

@@ -22,7 +22,6 @@ pair counts once in :class:`TruncationStats` (truncated if either side was cut).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from fromzero.data.loader import batch_seed
-from fromzero.data.task_data import TextPair, TruncationPolicy, TruncationStats, read_tsv_pairs
+from fromzero.data.task_data import TextPair, TruncationPolicy, TruncationStats, iter_jsonl_objects, read_tsv_pairs
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import ConfigError, DataError
 
@@ -45,17 +44,10 @@ def read_jsonl_pairs(path: str | Path, *, source_key: str = "source", target_key
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: not valid JSON ({err.msg}); write one JSON object per line") from None
-        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k].strip()
-                                                for k in (source_key, target_key)):
-            raise DataError(f"{path}:{n}: expected non-empty string fields {source_key!r} and {target_key!r}")
-        pairs.append(TextPair(row[source_key].strip(), row[target_key].strip(), f"{path}:{n}"))
+    for row, where in iter_jsonl_objects(path):
+        if not all(isinstance(row.get(k), str) and row[k].strip() for k in (source_key, target_key)):
+            raise DataError(f"{where}: expected non-empty string fields {source_key!r} and {target_key!r}")
+        pairs.append(TextPair(row[source_key].strip(), row[target_key].strip(), where))
     if not pairs:
         raise DataError(f"{path}: no pairs found; the file is empty or holds only blank lines")
     return pairs

@@ -40,7 +40,6 @@ final reply alone does not fit is its end cut too (counted as
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from fromzero.data.chat_template import ROLES, ChatTemplate
-from fromzero.data.task_data import TruncationPolicy, TruncationStats
+from fromzero.data.task_data import TruncationPolicy, TruncationStats, iter_jsonl_objects
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import DataError
 
@@ -146,19 +145,8 @@ def read_sft(path: str | Path) -> list[Conversation]:
         raise DataError(f"{path}: SFT data must be JSONL (.jsonl), one conversation per line")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
     out = []
-    for n, line in enumerate(content.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno}); one object per line") from None
+    for row, where in iter_jsonl_objects(path):
         out.append(parse_conversation(row, where))
     if not out:
         raise DataError(f"{path}: no conversations found; the file is empty or holds only blank lines")

@@ -30,7 +30,7 @@ import csv
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -131,6 +131,25 @@ def _text_example(row: dict[str, Any], where: str, text_key: str, pair_key: str,
     return TextExample(text, _label_value(row[label_key], where, label_key), pair, where)
 
 
+def iter_jsonl_objects(path: Path, content: str | None = None) -> Iterator[tuple[dict[str, Any], str]]:
+    """``(object, "file:line")`` for each non-blank line of a JSONL file; a line that is not one JSON object
+    is a DataError naming it. ``content``: the already-read text (else the file is read as UTF-8)."""
+    if content is None:
+        path, content = _open_text(path)
+    for n, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno}); one object per "
+                            "line") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+        yield row, where
+
+
 def read_text_classification(path: str | Path, *, text_key: str = "text", pair_key: str = "text_pair",
                              label_key: str = "label", fmt: Literal["jsonl", "csv", "tsv"] | None = None
                              ) -> list[TextExample]:
@@ -141,17 +160,7 @@ def read_text_classification(path: str | Path, *, text_key: str = "text", pair_k
         raise DataError(f"{path}: unknown format; use a .jsonl, .csv or .tsv file or pass fmt=")
     examples = []
     if fmt == "jsonl":
-        for n, line in enumerate(content.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno}); one object per "
-                                "line") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+        for row, where in iter_jsonl_objects(path, content):
             examples.append(_text_example(row, where, text_key, pair_key, label_key))
     else:
         reader = csv.DictReader(content.splitlines(), delimiter="\t" if fmt == "tsv" else ",")

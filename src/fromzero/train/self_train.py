@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from fromzero.atomic import write_text
+from fromzero.data.task_data import iter_jsonl_objects
 from fromzero.errors import ConfigError, DataError
 from fromzero.finetune.self_training import SelfTrainingConfig, round_report, select_pseudo_labels
 from fromzero.train.finetune import FinetuneResult, finetune, finetuned_task_data, load_finetuned
@@ -34,16 +35,10 @@ REPORT_FILE = "self_training.json"
 def _read_pool(path: Path, recipe: FinetuneRecipe) -> list[dict[str, Any]]:
     """The unlabeled rows (objects with a non-empty text field), each with its file:line in ``where``."""
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: malformed JSON ({err.msg}); one object per line") from None
-        text = row.get(recipe.task.text_field) if isinstance(row, dict) else None
+    for row, where in iter_jsonl_objects(path):
+        text = row.get(recipe.task.text_field)
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{path}:{n}: needs a non-empty string '{recipe.task.text_field}'")
+            raise DataError(f"{where}: needs a non-empty string '{recipe.task.text_field}'")
         rows.append(row)
     if not rows:
         raise DataError(f"{path}: no rows; the unlabeled pool is empty")
