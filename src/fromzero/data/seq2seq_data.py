@@ -22,19 +22,16 @@ pair counts once in :class:`TruncationStats` (truncated if either side was cut).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from fromzero.data.loader import batch_seed
 from fromzero.data.task_data import TextPair, TruncationPolicy, TruncationStats, iter_jsonl_objects, read_tsv_pairs
+from fromzero.data.task_encoding import IGNORE_INDEX, TaskBatches
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import ConfigError, DataError
 
-IGNORE_INDEX = -100
 Feature = dict[str, list[int]]
 
 
@@ -109,30 +106,9 @@ def collate_seq2seq(rows: Sequence[Feature], pad_id: int) -> dict[str, torch.Ten
             "decoder_input_ids": pad("decoder_input_ids", T, pad_id), "labels": pad("labels", T, IGNORE_INDEX)}
 
 
-class Seq2SeqBatches:
-    """Padded seq2seq batches; ``batch(step, micro)`` depends only on (seed, step, micro).
-
-    Same order as ``task_encoding.TaskBatches``: with ``shuffle``, micro-batch k = step * grad_accum + micro
-    is slice k mod n of epoch k // n's seeded permutation; without, ``batch(i)`` is the i-th slice.
-    """
-
-    def __init__(self, features: Sequence[Feature], batch_size: int, *, pad_id: int, seed: int = 0,
-                 shuffle: bool = True, grad_accum: int = 1) -> None:
-        if not features:
-            raise DataError("no examples to batch; check the data files")
-        if batch_size < 1 or grad_accum < 1:
-            raise ValueError(f"batch_size and grad_accum must be >= 1, got {batch_size} and {grad_accum}")
-        self.features, self.batch_size, self.pad_id = list(features), batch_size, pad_id
-        self.seed, self.shuffle, self.grad_accum = seed, shuffle, grad_accum
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.features) / self.batch_size)
+class Seq2SeqBatches(TaskBatches):
+    """Padded seq2seq batches in ``task_encoding.TaskBatches``' order (a pure function of seed, step,
+    micro); only the collation differs: encoder and decoder sides pad separately."""
 
     def batch(self, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
-        k = step * self.grad_accum + micro if self.shuffle else step
-        epoch, slot = divmod(k, len(self))
-        order = np.arange(len(self.features))
-        if self.shuffle:
-            order = np.random.default_rng(batch_seed(self.seed, epoch)).permutation(len(self.features))
-        rows = [self.features[i] for i in order[slot * self.batch_size:(slot + 1) * self.batch_size]]
-        return collate_seq2seq(rows, self.pad_id)
+        return collate_seq2seq([self.features[i] for i in self._indices(step, micro)], self.pad_id)
