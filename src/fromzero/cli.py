@@ -182,11 +182,14 @@ def _export_hf(args: argparse.Namespace) -> int:
 
 
 def _prepare_task(args: argparse.Namespace) -> int:
-    from fromzero.data.offline_datasets import DATASETS, count_examples, prepare_task_data
+    from fromzero.data.datasets import count_examples, dataset_lines, prepare_task_data
 
-    if args.dataset == "list":
-        print("\n".join(f"{name:>14}  {about}" for name, (about, _) in DATASETS.items()))
+    if args.list or args.dataset == "list":
+        print("\n".join(dataset_lines()))
         return 0
+    if not args.dataset:
+        raise FromZeroError("prepare-task: name a dataset, e.g. `fromzero prepare-task trec runs/data/trec` "
+                            "(`fromzero prepare-task --list` lists them)")
     if not args.out_dir:
         raise FromZeroError("prepare-task: give an output folder, e.g. `fromzero prepare-task trec runs/data/trec`")
     paths = prepare_task_data(args.dataset, args.out_dir, seed=args.seed)
@@ -382,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = sub.add_parser("prepare-task", help="write an offline task dataset as train/validation/test JSONL")
-    p.add_argument("dataset", help="dataset name, e.g. trec (`fromzero prepare-task list` lists them all)")
+    p.add_argument("dataset", nargs="?", help="dataset name, e.g. trec (`fromzero prepare-task --list` lists them)")
+    p.add_argument("--list", action="store_true", help="list the datasets with a line about each, and exit")
     p.add_argument("out_dir", nargs="?", help="folder for the prepared files")
     p.add_argument("--seed", type=int, default=0, help="fixes the train/validation/test split")
 

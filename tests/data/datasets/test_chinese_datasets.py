@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fromzero.data.chinese_reviews import read_reviews, review_splits
 from fromzero.data.corpus import iter_documents
-from fromzero.data.offline_datasets import count_examples, prepare_task_data
-from fromzero.data.peoples_daily import (
+from fromzero.data.datasets import count_examples, prepare_task_data
+from fromzero.data.datasets.chinese_reviews import read_reviews, review_splits
+from fromzero.data.datasets.peoples_daily import (
     _entities,
     paragraph_splits,
     parse_paragraph,

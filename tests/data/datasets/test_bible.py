@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fromzero.data.bible import (
+from fromzero.data.datasets.bible import (
     EN_MODULE,
     ES_MODULE,
     SWORD_DIR,

