@@ -8,22 +8,17 @@ import torch
 from torch import nn
 
 from fromzero.config import InvalidValue
-from fromzero.objectives import (
-    MaskedLM,
-    MaskedLMBatches,
-    MaskedLMConfig,
+from fromzero.data.masked_lm_batches import MaskedLMBatches, MaskedLMConfig, mask_tokens
+from fromzero.data.nsp_pairs import documents_from_stream, nsp_pair, pack_pair
+from fromzero.data.word_segmentation import (
     chinese_word_ids,
     chinese_word_starts,
-    documents_from_stream,
-    mask_tokens,
-    mlm_baseline,
-    nsp_baseline,
-    nsp_pair,
-    pack_pair,
     word_starts_from_word_ids,
     wordpiece_word_ids,
     wordpiece_word_starts,
 )
+from fromzero.eval.baselines import mlm_baseline, nsp_baseline
+from fromzero.objectives import MaskedLM
 
 PAD, CLS, SEP, MASK, EOS = 0, 1, 2, 3, 4
 SPECIALS = [PAD, CLS, SEP, MASK, EOS]

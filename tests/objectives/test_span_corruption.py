@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from fromzero.config import InvalidValue
-from fromzero.objectives import (
-    SpanCorruption,
+from fromzero.data.span_corruption_batches import (
     SpanCorruptionBatches,
     SpanCorruptionConfig,
     corrupt,
@@ -17,8 +16,9 @@ from fromzero.objectives import (
     merge,
     random_spans_noise_mask,
     sentinel_tokens,
-    span_baseline,
 )
+from fromzero.eval.baselines import span_baseline
+from fromzero.objectives import SpanCorruption
 
 PAD, EOS = 0, 1
 V = 300

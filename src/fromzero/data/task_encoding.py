@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fromzero.data.loader import batch_seed
+from fromzero.data.loader import IGNORE_INDEX, batch_seed
 from fromzero.data.task_data import (
     LabelVocab,
     QAExample,
@@ -43,7 +43,6 @@ from fromzero.data.task_data import (
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import ConfigError, DataError
 
-IGNORE_INDEX = -100
 Feature = dict[str, Any]
 
 

@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromzero.data.loader import IGNORE_INDEX
 from fromzero.objectives.base import ObjectiveOutput
-
-IGNORE_INDEX = -100
 
 
 class CausalLM:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromzero.data.loader import IGNORE_INDEX
 from fromzero.objectives.base import ObjectiveOutput
-from fromzero.objectives.causal_lm import IGNORE_INDEX
 
 
 class Seq2SeqLM:

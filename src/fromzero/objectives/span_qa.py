@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromzero.data.loader import IGNORE_INDEX
 from fromzero.objectives.base import ObjectiveOutput
 from fromzero.objectives.classification import model_inputs
-
-IGNORE_INDEX = -100
 
 
 class SpanQA:

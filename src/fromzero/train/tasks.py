@@ -18,23 +18,19 @@ import numpy as np
 from torch import nn
 
 from fromzero.data.loader import RandomWindows
-from fromzero.data.tokenizers import Tokenizer, TokenizerConfig
-from fromzero.errors import ConfigError
-from fromzero.generation import SamplingConfig, fill_mask, generate_text, seq2seq_text
-from fromzero.objectives import (
-    CausalLM,
-    MaskedLM,
-    MaskedLMBatches,
-    MaskedLMConfig,
-    SpanCorruption,
+from fromzero.data.masked_lm_batches import MaskedLMBatches, MaskedLMConfig
+from fromzero.data.nsp_pairs import documents_from_stream
+from fromzero.data.span_corruption_batches import (
     SpanCorruptionBatches,
     SpanCorruptionConfig,
-    chinese_word_starts,
-    documents_from_stream,
     input_and_target_lengths,
     sentinel_tokens,
-    wordpiece_word_starts,
 )
+from fromzero.data.tokenizers import Tokenizer, TokenizerConfig
+from fromzero.data.word_segmentation import chinese_word_starts, wordpiece_word_starts
+from fromzero.errors import ConfigError
+from fromzero.generation import SamplingConfig, fill_mask, generate_text, seq2seq_text
+from fromzero.objectives import CausalLM, MaskedLM, SpanCorruption
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
