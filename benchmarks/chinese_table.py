@@ -57,7 +57,7 @@ def ensure_runs(with_qa_cpt: bool) -> None:
 def domain_scores(domain: str) -> dict[str, dict[str, float]]:
     """Masked-token accuracy of the base and of the continued run on the continued run's held-out text."""
     from fromzero.eval.pretraining import evaluate_pretraining
-    from fromzero.run_dir import load_run
+    from fromzero.runs import load_run
 
     shards = ROOT / "runs" / f"bert_zh_cpt_{domain}" / "data"
     return {name: evaluate_pretraining(load_run(ROOT / "runs" / run), n_batches=20, batch_size=16,

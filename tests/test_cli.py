@@ -10,7 +10,7 @@ import pytest
 
 from fromzero.cli import main
 from fromzero.errors import TrainingDivergedError
-from fromzero.run_dir import load_run
+from fromzero.runs import load_run
 
 
 def _recipe(tmp_path: Path, body: str) -> Path:

@@ -83,18 +83,14 @@ def _sampling(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from fromzero.finetuned_run import is_finetune_run, load_finetuned_model
     from fromzero.generation import generate_text, seq2seq_text, stream_text
     from fromzero.models import family_of
-    from fromzero.run_dir import load_run
+    from fromzero.runs import load_run
 
-    if is_finetune_run(args.run_dir):  # seq2seq and sft fine-tunes keep no head: they generate
-        run = load_finetuned_model(args.run_dir)
-        if run.kind not in ("seq2seq", "sft"):
-            raise FromZeroError(f"generate: {run.path} is a {run.kind} fine-tune; only seq2seq and sft fine-tunes "
-                                "generate (score it with `fromzero eval`)")
-    else:
-        run = load_run(args.run_dir)
+    run = load_run(args.run_dir)
+    if run.finetuned and run.kind not in ("seq2seq", "sft"):  # seq2seq and sft fine-tunes keep no head
+        raise FromZeroError(f"generate: {run.path} is a {run.kind} fine-tune; only seq2seq and sft fine-tunes "
+                            "generate (score it with `fromzero eval`)")
     cfg = _sampling(args)
     prompts = args.prompt or ["\n"]
     if args.chat:
@@ -126,7 +122,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _fill_mask(args: argparse.Namespace) -> int:
     from fromzero.generation import fill_mask
-    from fromzero.run_dir import load_run
+    from fromzero.runs import load_run
 
     run = load_run(args.run_dir)
     if getattr(run.model, "mlm_head", None) is None:
@@ -266,7 +262,7 @@ def _save_eval(run_path: Path, source: str, result: dict) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from fromzero.data.shards import load_shards
     from fromzero.eval.perplexity import encode_files, perplexity
-    from fromzero.run_dir import load_run
+    from fromzero.runs import load_run
     from fromzero.train.finetune import is_finetune_run
 
     if is_finetune_run(args.run_dir):  # task metrics on the run's test copy, rewritten into eval.json
@@ -315,7 +311,7 @@ def _info(args: argparse.Namespace) -> int:
         print("\n".join(describe_finetune_run(target)))
         return 0
     if target.is_dir():
-        from fromzero.run_dir import load_run
+        from fromzero.runs import load_run
 
         run = load_run(target, with_weights=False)
         model_cfg, train = run.model_config, run.config.get("train", {})

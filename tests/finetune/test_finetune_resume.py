@@ -110,7 +110,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(method: str, tiny_run: Pa
 
 def reference_model_params(run: Path, method: str) -> list[tuple[str, torch.Tensor]]:
     """Names of the trainable tensors the method leaves (as the fine-tune's checkpoints store them)."""
-    from fromzero.run_dir import load_run
+    from fromzero.runs import load_run
     from fromzero.train.finetune import apply_method, build_task_model
     from fromzero.train.finetune_recipe import load_finetune_recipe
 

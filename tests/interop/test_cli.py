@@ -10,7 +10,7 @@ import torch
 
 from fromzero.cli import main
 from fromzero.interop import save_hf_tokenizer
-from fromzero.run_dir import load_run
+from fromzero.runs import load_run
 from fromzero.train.recipe import load_recipe
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (dev extra)")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from fromzero.interop import import_to_run, load_hf_model, load_hf_tokenizer
-from fromzero.run_dir import load_run
+from fromzero.runs import load_run
 
 SENTENCES = [
     "The cat sits outside.", "A man is playing guitar.", "I love pasta.", "The new movie is awesome!",

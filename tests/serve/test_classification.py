@@ -16,7 +16,7 @@ import yaml
 from fromzero.cli import main
 from fromzero.data.task_data import fit_length
 from fromzero.data.task_encoding import Framing
-from fromzero.finetuned_run import load_finetuned_model
+from fromzero.runs import load_run
 from fromzero.serve import BackgroundServer, Engine, ServeLimits, create_app
 from fromzero.train.finetune import load_finetuned
 from toy_data import make_topic_rows
@@ -116,7 +116,7 @@ def test_classification_matches_the_models_softmax(server: BackgroundServer, cla
 
 
 def test_engine_classify_texts_and_pairs(classifier_run: Path) -> None:
-    engine = Engine(load_finetuned_model(classifier_run))
+    engine = Engine(load_run(classifier_run))
     assert engine.kind == "classifier" and engine.endpoints == ("classifications",)
     single, pair = engine.classify(["a big apple soup", ("a big apple", "soup")])
     assert single.label in engine.labels and 0 < single.score <= 1

@@ -11,7 +11,7 @@ import torch
 
 from fromzero.data.chat_template import get_chat_template
 from fromzero.generation import SamplingConfig, generate_text
-from fromzero.run_dir import load_run
+from fromzero.runs import load_run
 
 PROMPT = "Elizabeth"
 

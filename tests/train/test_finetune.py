@@ -17,7 +17,7 @@ from fromzero.cli import main
 from fromzero.errors import ConfigError
 from fromzero.eval.finetune_eval import score_outputs
 from fromzero.finetune import load_adapter
-from fromzero.run_dir import load_run
+from fromzero.runs import load_run
 from fromzero.train.finetune import build_task_model, finetuned_task_data, load_finetuned
 from fromzero.train.finetune_data import task_outputs
 from fromzero.train.finetune_recipe import load_finetune_recipe

@@ -21,7 +21,7 @@ from fromzero.data.corpus import iter_documents
 from fromzero.data.loader import count_windows, sequential_windows
 from fromzero.errors import DataError
 from fromzero.objectives import CausalLM
-from fromzero.run_dir import Run
+from fromzero.runs import Run
 
 
 def encode_files(run: Run, inputs: Sequence[str | Path], text_field: str = "text") -> np.ndarray:

@@ -22,7 +22,7 @@ from fromzero.data.shards import load_shards
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import DataError
 from fromzero.objectives import IGNORE_INDEX
-from fromzero.run_dir import Run
+from fromzero.runs import Run
 from fromzero.train.pretrain import context_length
 from fromzero.train.recipe import PretrainRecipe
 from fromzero.train.tasks import get_task

@@ -37,6 +37,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from fromzero.errors import ConfigError
 from fromzero.models.registry import family_of
 from fromzero.nn import Linear
 
@@ -210,3 +211,24 @@ class SpanQA(_TaskHead):
         if attention_mask is not None:
             logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
         return logits
+
+
+def build_head(backbone: nn.Module, kind: str, num_labels: int, *, problem: str = "single_label",
+               pooling: str | None = None, dropout: float | None = None) -> nn.Module:
+    """Wrap ``backbone`` in the head of a fine-tuning task ``kind`` (its parameters under ``head.``).
+
+    ``sft`` (causal-LM fine-tuning) and ``seq2seq`` (an encoder-decoder generating its target) add no head:
+    the model's own output layer is reused, so parameter names stay the family's.
+    """
+    if kind == "seq2seq":
+        if not all(hasattr(backbone, a) for a in ("encode", "decode", "new_cache")):
+            raise ConfigError(f"task.kind: seq2seq needs an encoder-decoder (t5) base run, got a "
+                              f"{type(backbone).__name__}; pretrain one with `fromzero pretrain recipes/t5_bible.yaml`")
+        return backbone
+    if kind == "sft":
+        return backbone
+    if kind == "token_classification":
+        return TokenClassifier(backbone, num_labels, dropout=dropout)
+    if kind == "span_qa":
+        return SpanQA(backbone)
+    return SequenceClassifier(backbone, num_labels, problem=problem, pooling=pooling, dropout=dropout)

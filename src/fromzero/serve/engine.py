@@ -37,10 +37,9 @@ from fromzero.data.chat_template import ChatTemplate, get_chat_template
 from fromzero.data.task_data import fit_length, fit_pair
 from fromzero.data.task_encoding import Framing
 from fromzero.errors import CheckpointError, DataError
-from fromzero.finetuned_run import FinetunedModel, is_finetune_run, load_finetuned_model
 from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
 from fromzero.models import family_of
-from fromzero.run_dir import Run, load_run, sft_model_section
+from fromzero.runs import Run, load_run
 
 EngineKind = Literal["generate", "seq2seq", "embed", "classifier"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
@@ -106,10 +105,10 @@ class GenerationStream:
 class Engine:
     """A loaded run directory ready to serve: ``kind`` says which endpoints it answers."""
 
-    def __init__(self, run: Run | FinetunedModel, *, model_id: str | None = None,
-                 chat_template: str | None = None) -> None:
-        if isinstance(run, FinetunedModel):
-            family, cfg, weights = run.info["family"], run.model.backbone.config, run.path / "model.safetensors"
+    def __init__(self, run: Run, *, model_id: str | None = None, chat_template: str | None = None) -> None:
+        headed = run.finetuned and run.kind != "sft"  # an SFT run is a plain GPT that chats
+        if headed:
+            family, cfg, weights = run.info["family"], run.model_config, run.weights
             if run.kind != "sequence_classification":
                 raise CheckpointError(f"{run.path}: a {run.kind} run cannot be served; serve handles "
                                       "sequence_classification fine-tuned runs")
@@ -133,7 +132,7 @@ class Engine:
         self.eos_id = self.tokenizer.eos_id if self.tokenizer.eos_id is not None else getattr(cfg, "eos_id", None)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else getattr(cfg, "pad_id", 0)
         self.pad_id: int = pad
-        if isinstance(run, FinetunedModel):
+        if headed:
             self.framing = Framing.for_tokenizer(self.tokenizer)
             self.context_length = min(self.context_length, run.max_len)
             self.problem = run.problem
@@ -152,9 +151,7 @@ class Engine:
 
         An SFT run (``task.kind: sft``) loads as a plain GPT run and chats with its own template.
         """
-        headed = is_finetune_run(run_dir) and sft_model_section(Path(run_dir)) is None
-        run = load_finetuned_model(run_dir, device) if headed else load_run(run_dir, device=device)
-        return cls(run, model_id=model_id, chat_template=chat_template)
+        return cls(load_run(run_dir, device=device), model_id=model_id, chat_template=chat_template)
 
     @property
     def endpoints(self) -> tuple[str, ...]:

@@ -50,15 +50,16 @@ from fromzero.finetune import (
     save_adapter,
     trainable_summary,
 )
-from fromzero.finetuned_run import INFO_FILE, build_head, load_finetuned_model
-from fromzero.finetuned_run import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
 from fromzero.models import build_model, family_of
+from fromzero.models.heads import build_head
 from fromzero.objectives.causal_lm import CausalLM
 from fromzero.objectives.classification import SequenceClassification
 from fromzero.objectives.seq2seq import Seq2SeqLM
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
 from fromzero.objectives.token_classification import TokenClassification
-from fromzero.run_dir import load_run
+from fromzero.runs import FINETUNE_INFO as INFO_FILE
+from fromzero.runs import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
+from fromzero.runs import load_run
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.finetune_data import Scorer, TaskData, load_task_data, task_outputs
 from fromzero.train.finetune_recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe, recipe_dict
@@ -277,7 +278,7 @@ def _best_metrics(run_dir: Path, step: int | None) -> dict[str, float]:
 
 def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
     """Load a fine-tuned run directory: its recipe, the backbone + head with trained weights, tokenizer, labels."""
-    loaded = load_finetuned_model(run_dir, device)
+    loaded = load_run(run_dir, device=device)
     recipe = load_finetune_recipe(loaded.path / "config.yaml")
     return FinetunedRun(loaded.path, recipe, loaded.model, loaded.tokenizer, loaded.vocab, loaded.info)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from fromzero.config import load_yaml
-from fromzero.finetuned_run import INFO_FILE, is_finetune_run
+from fromzero.runs import FINETUNE_INFO as INFO_FILE
+from fromzero.runs import is_finetune_run
 from fromzero.train.checkpoint import latest_checkpoint
 
 SHOWN_LABELS = 8  # labels listed by name; the rest are counted

@@ -26,7 +26,7 @@ from torch import nn
 
 from fromzero.config import load_yaml
 from fromzero.errors import CheckpointError
-from fromzero.finetuned_run import INFO_FILE
+from fromzero.runs import FINETUNE_INFO as INFO_FILE
 from fromzero.train.checkpoint import Checkpoint, load_checkpoint_tensors
 
 # Recipe sections a resumed fine-tune must share with the interrupted one: they decide the model

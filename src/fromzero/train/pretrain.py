@@ -16,7 +16,7 @@ from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model
-from fromzero.run_dir import find_weights, load_weights
+from fromzero.runs import find_weights, load_weights
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses
 from fromzero.train.recipe import PretrainRecipe, load_recipe, resolved_dict

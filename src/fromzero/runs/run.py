@@ -1,0 +1,130 @@
+"""Open any run directory, the unit users pass around: pretrained, imported or fine-tuned.
+
+    run_dir/config.yaml        resolved recipe (pretraining: model fields spelled out; fine-tune: its recipe)
+    run_dir/tokenizer.json     Hugging Face tokenizers file
+    run_dir/model.safetensors  final weights (else the latest checkpoint's)
+    run_dir/checkpoints/       resumable checkpoints
+    run_dir/data/              pretraining: the token shards it trained on; fine-tune: its validation/test copies
+    run_dir/finetune.json      fine-tuned runs only: backbone family and config, head kind, problem, labels, ...
+    run_dir/source.json        imported runs only: the Hugging Face checkpoint it came from
+    run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
+
+Everything that consumes a trained model (generate, eval, info, serve,
+export, fine-tuning's base) goes through :func:`load_run`. A fine-tuned run's
+model is its backbone wrapped in the task head of its ``kind``
+(``models.heads.build_head``); ``sft`` and ``seq2seq`` fine-tunes have no
+head, so their model is the plain GPT / T5 under the family's own parameter
+names, as a pretraining run saves it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from fromzero.config import load_yaml
+from fromzero.data.task_data import LabelVocab
+from fromzero.data.tokenizers import Tokenizer
+from fromzero.errors import CheckpointError, ConfigError
+from fromzero.models import build_model, model_config
+from fromzero.models.heads import build_head
+from fromzero.runs.weights import find_weights, load_weights
+
+FINETUNE_INFO = "finetune.json"
+
+
+@dataclass
+class Run:
+    """A loaded run directory. ``info`` and ``vocab`` are set for fine-tuned runs only."""
+
+    path: Path
+    config: dict[str, Any]  # config.yaml as written (the resolved recipe)
+    model_config: Any  # the backbone family's config
+    model: nn.Module | None  # eval mode; None when loaded without weights
+    tokenizer: Tokenizer
+    weights: Path | None
+    info: dict[str, Any] | None = None  # finetune.json
+    vocab: LabelVocab | None = None  # class or tag names of a fine-tuned run
+
+    @property
+    def finetuned(self) -> bool:
+        return self.info is not None
+
+    @property
+    def kind(self) -> str:
+        """``pretrained`` (pretrained or imported), else the fine-tune's task kind: sequence_classification |
+        token_classification | span_qa | sft | seq2seq."""
+        return self.info["kind"] if self.info is not None else "pretrained"
+
+    @property
+    def problem(self) -> str:
+        """single_label | multi_label | regression (sequence classification)."""
+        return (self.info or {}).get("problem") or "single_label"
+
+    @property
+    def max_len(self) -> int:
+        """Tokens per sequence a fine-tuned head was trained on, special tokens included."""
+        return int((self.config.get("task") or {}).get("max_len", 128))
+
+
+def is_finetune_run(path: str | Path) -> bool:
+    """True for a finished run directory written by ``fromzero finetune``."""
+    return (Path(path) / FINETUNE_INFO).is_file()
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not (path / "config.yaml").is_file():
+        raise CheckpointError(f"{path}: not a run directory (no config.yaml); pass the folder given by "
+                              "`fromzero pretrain --out`")
+    config = load_yaml(path / "config.yaml")
+    if "base" in config and "task" in config and not is_finetune_run(path):
+        raise CheckpointError(f"{path}: an unfinished fine-tune (no {FINETUNE_INFO}); finish it with "
+                              f"`fromzero finetune {path / 'config.yaml'} --out {path} --resume`")
+    return config
+
+
+def _backbone_config(path: Path, config: dict[str, Any], info: dict[str, Any] | None) -> Any:
+    """The backbone family's config: from finetune.json for a fine-tune, else config.yaml's model section."""
+    if info is not None:
+        return model_config(info["family"], info["model"], file=str(path / FINETUNE_INFO))
+    section = dict(config.get("model") or {})
+    name = section.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"{path / 'config.yaml'}: model.name is missing")
+    return model_config(name, section, file=str(path / "config.yaml"))
+
+
+def _model(cfg: Any, config: dict[str, Any], info: dict[str, Any] | None) -> nn.Module:
+    """A freshly built model: the backbone, wrapped in its task head for a fine-tune."""
+    model = build_model(cfg)
+    if info is None:
+        return model
+    task = config.get("task") or {}
+    return build_head(model, info.get("kind") or task.get("kind", "sequence_classification"), info["num_labels"],
+                      problem=info.get("problem") or task.get("problem", "single_label"),
+                      pooling=info.get("pooling") or task.get("pooling"), dropout=task.get("dropout"))
+
+
+def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "cpu") -> Run:
+    """Load config, tokenizer and (optionally) the trained model of any run directory."""
+    path = Path(run_dir)
+    config = _read_config(path)
+    info = json.loads((path / FINETUNE_INFO).read_text(encoding="utf-8")) if is_finetune_run(path) else None
+    cfg = _backbone_config(path, config, info)
+    if not (path / "tokenizer.json").is_file():
+        raise CheckpointError(f"{path}: tokenizer.json is missing; the run directory is incomplete")
+    tokenizer = Tokenizer.load(path / "tokenizer.json")
+    vocab = LabelVocab(info["labels"]) if info and info.get("labels") else None
+    model, weights = None, None
+    if with_weights:
+        weights = path / "model.safetensors" if info is not None else find_weights(path)
+        if weights is None:
+            raise CheckpointError(f"{path}: no model.safetensors and no checkpoint; train it first")
+        model = _model(cfg, config, info)
+        load_weights(model, weights, FINETUNE_INFO if info is not None else "config.yaml", device)
+        model.to(device).eval()
+    return Run(path, config, cfg, model, tokenizer, weights, info, vocab)
