@@ -33,7 +33,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
     """A tiny GPT trained for 30 steps (seconds) into a run directory."""
-    from fromzero.train.pretrain import pretrain
+    from fromzero.pretrain.runner import pretrain
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     pretrain(None, [*TINY_OVERRIDES, f"--data.inputs=[{small_corpus}]", "--train.max_steps=30"],
@@ -44,7 +44,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Pa
 @pytest.fixture(scope="session")
 def tiny_bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
     """A tiny BERT pretrained for a few masked-LM steps (WordPiece tokenizer with [CLS]/[SEP]/[PAD])."""
-    from fromzero.train.pretrain import pretrain
+    from fromzero.pretrain.runner import pretrain
 
     out = tmp_path_factory.mktemp("base") / "bert"
     pretrain(None, ["--model.name=bert-tiny", "--model.n_embd=32", "--model.n_head=2", "--model.max_positions=64",

@@ -129,7 +129,7 @@ def test_missing_run_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
 
 def test_run_killed_before_first_checkpoint_can_resume(tmp_path: Path, small_corpus: Path,
                                                        tiny_overrides: list[str]) -> None:
-    from fromzero.train.pretrain import pretrain
+    from fromzero.pretrain.runner import pretrain
 
     out = tmp_path / "run"
     args = [*tiny_overrides, f"--data.inputs=[{small_corpus}]", "--train.max_steps=6"]

@@ -50,11 +50,11 @@ def _prepare(args: argparse.Namespace) -> int:
 def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.help_config:
         from fromzero.config import describe
-        from fromzero.train.recipe import PretrainRecipe
+        from fromzero.pretrain.recipe import PretrainRecipe
 
         print("\n".join(describe(PretrainRecipe)))
         return 0
-    from fromzero.train.pretrain import pretrain
+    from fromzero.pretrain.runner import pretrain
 
     result = pretrain(args.recipe, overrides, out=args.out, resume=args.resume, progress=not args.no_progress)
     tr = result.train
@@ -316,7 +316,7 @@ def _info(args: argparse.Namespace) -> int:
         run = load_run(target, with_weights=False)
         model_cfg, train = run.model_config, run.config.get("train", {})
     else:
-        from fromzero.train.recipe import load_recipe
+        from fromzero.pretrain.recipe import load_recipe
 
         recipe = load_recipe(target, args.overrides)
         model_cfg = recipe.model_config(file=str(target))

@@ -24,9 +24,9 @@ from fromzero.generation import SamplingConfig, seq2seq_text
 from fromzero.models import build_model, model_config
 from fromzero.models.t5 import T5, T5Config, shift_right
 from fromzero.objectives.seq2seq import Seq2SeqLM
+from fromzero.pretrain.runner import pretrain
 from fromzero.runs import load_weights
 from fromzero.train.finetune import load_finetuned
-from fromzero.train.pretrain import pretrain
 
 WORDS = ["red", "blue", "green", "cat", "dog", "fish", "big", "small"]
 

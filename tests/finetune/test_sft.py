@@ -34,12 +34,12 @@ from fromzero.generation import SamplingConfig, generate_text
 from fromzero.generation.chat import greedy_replies, user_prompts
 from fromzero.models import build_model, model_config
 from fromzero.objectives import CausalLM
+from fromzero.pretrain.runner import pretrain
 from fromzero.runs import load_run
 from fromzero.serve.engine import Engine
 from fromzero.train.finetune_recipe import load_finetune_recipe
 from fromzero.train.finetune_sft import check_sft_base
 from fromzero.train.loggers import read_metrics
-from fromzero.train.pretrain import pretrain
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ?:+\n<|>"
 PLAIN = get_chat_template("plain")

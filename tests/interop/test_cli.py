@@ -10,8 +10,8 @@ import torch
 
 from fromzero.cli import main
 from fromzero.interop import save_hf_tokenizer
+from fromzero.pretrain.recipe import load_recipe
 from fromzero.runs import load_run
-from fromzero.train.recipe import load_recipe
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (dev extra)")
 PROMPT = "It is a truth"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from fromzero.data.corpus import resolve_input
+from fromzero.pretrain.recipe import load_recipe
+from fromzero.pretrain.runner import pretrain
 from fromzero.train.finetune_recipe import is_finetune_recipe, load_finetune_recipe
 from fromzero.train.loggers import read_metrics
-from fromzero.train.pretrain import pretrain
-from fromzero.train.recipe import load_recipe
 
 RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
 FINETUNE_RECIPES = [p for p in RECIPES if is_finetune_recipe(p)]

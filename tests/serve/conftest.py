@@ -18,7 +18,7 @@ LONG_MAX_TOKENS = 200_000  # the cancellation server's cap: a disconnect always 
 @pytest.fixture(scope="session")
 def bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
     """A tiny BERT (2 layers, 64 wide, WordPiece) pretrained for a few steps with the bert_mlm recipe."""
-    from fromzero.train.pretrain import pretrain
+    from fromzero.pretrain.runner import pretrain
 
     out = tmp_path_factory.mktemp("runs") / "bert"
     overrides = ["--model.n_layer=2", "--model.n_embd=64", "--model.n_head=2", "--model.max_positions=64",

@@ -139,7 +139,7 @@ def test_a_failing_job_does_not_stop_the_worker(engine: Engine) -> None:
 
 @pytest.fixture(scope="module")
 def t5_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
-    from fromzero.train.pretrain import pretrain
+    from fromzero.pretrain.runner import pretrain
 
     out = tmp_path_factory.mktemp("runs") / "t5"
     overrides = ["--train.batch_size=4", "--train.seq_len=32", "--model.dropout=0.0", "--model.max_positions=64",

@@ -17,8 +17,8 @@ from fromzero.errors import ConfigError, DataError
 from fromzero.eval.perplexity import perplexity
 from fromzero.eval.pretraining import evaluate_pretraining
 from fromzero.models import build_model
+from fromzero.pretrain.runner import pretrain
 from fromzero.runs import load_run
-from fromzero.train.pretrain import pretrain
 
 STEPS = ["--train.threads=1", "--train.log_every=5", "--train.eval_every=0", "--train.eval_batches=2",
          "--train.ckpt_every=10", "--train.keep_last=0", "--optim.warmup_steps=0", "--sample.prompts=[]"]

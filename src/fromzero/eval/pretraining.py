@@ -22,10 +22,10 @@ from fromzero.data.shards import load_shards
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import DataError
 from fromzero.objectives import IGNORE_INDEX
+from fromzero.pretrain.recipe import PretrainRecipe
+from fromzero.pretrain.runner import context_length
+from fromzero.pretrain.tasks import get_task
 from fromzero.runs import Run
-from fromzero.train.pretrain import context_length
-from fromzero.train.recipe import PretrainRecipe
-from fromzero.train.tasks import get_task
 
 LABEL_KEYS = {"labels": "token", "nsp_labels": "nsp"}
 

@@ -30,9 +30,9 @@ from fromzero.interop.hf import HFExport, export_model, load_hf_model
 from fromzero.interop.hf_hub import resolve_source
 from fromzero.interop.hf_tokenizer import load_hf_tokenizer
 from fromzero.interop.staging import check_target, staged_dir
+from fromzero.pretrain.recipe import DataConfig, PretrainRecipe, resolved_dict
+from fromzero.pretrain.tasks import DEFAULT_TASK, get_task
 from fromzero.runs import load_run
-from fromzero.train.recipe import DataConfig, PretrainRecipe, resolved_dict
-from fromzero.train.tasks import DEFAULT_TASK, get_task
 
 
 @dataclass

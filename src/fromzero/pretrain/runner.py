@@ -16,11 +16,11 @@ from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model
-from fromzero.runs import find_weights, load_weights
+from fromzero.pretrain.continued import check_nsp_head, init_tokenizer, load_init_weights
+from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
+from fromzero.pretrain.tasks import get_task, with_special_tokens
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses
-from fromzero.train.recipe import PretrainRecipe, load_recipe, resolved_dict
-from fromzero.train.tasks import get_task, with_special_tokens
 from fromzero.train.trainer import Trainer, TrainResult
 
 
@@ -60,29 +60,19 @@ def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
                                   "the same model, data and seed (change train.* / optim.* only)")
 
 
-def _init_tokenizer(recipe: PretrainRecipe, specials: list[str]) -> Tokenizer:
-    """The ``init`` run's tokenizer, which must hold every special token the objective uses."""
-    tokenizer = Tokenizer.load(Path(recipe.init) / "tokenizer.json")
-    missing = [t for t in specials if tokenizer.token_to_id(t) is None]
-    if missing:
-        raise ConfigError(f"init: {recipe.init}/tokenizer.json has no {', '.join(missing)} token(s), which the "
-                          "objective needs; continue with an objective the run was trained for")
-    return tokenizer
-
-
 def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress: bool, specials: list[str]):
     data_dir = run_dir / "data"
     if recipe.data.prepared:
         shards, prepared = load_shards(recipe.data.prepared), Path(recipe.data.prepared)
         if recipe.init and (Tokenizer.load(prepared / "tokenizer.json").hf.get_vocab()
-                            != _init_tokenizer(recipe, specials).hf.get_vocab()):
+                            != init_tokenizer(recipe, specials).hf.get_vocab()):
             raise ConfigError(f"data.prepared: {prepared} was encoded with another tokenizer than init's "
                               f"({recipe.init}); use data.inputs to encode the text with init's tokenizer")
         return shards, prepared
     if resume and (data_dir / "meta.json").exists():
         return load_shards(data_dir), data_dir
     if recipe.init:
-        prepare_corpus(recipe.data.inputs, data_dir, tokenizer=_init_tokenizer(recipe, specials),
+        prepare_corpus(recipe.data.inputs, data_dir, tokenizer=init_tokenizer(recipe, specials),
                        val_fraction=recipe.data.val_fraction, seed=recipe.seed, text_field=recipe.data.text_field,
                        progress=progress)
         return load_shards(data_dir), data_dir
@@ -90,24 +80,6 @@ def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress:
     prepare_corpus(recipe.data.inputs, data_dir, tok_cfg, val_fraction=recipe.data.val_fraction,
                    seed=recipe.seed, text_field=recipe.data.text_field, progress=progress)
     return load_shards(data_dir), data_dir
-
-
-def _load_init_weights(model: torch.nn.Module, recipe: PretrainRecipe, task_name: str) -> None:
-    """Start from the ``init`` run's weights; its heads must cover the objective."""
-    cfg = model.config
-    if task_name == "masked_lm" and not getattr(cfg, "mlm_head", True):
-        raise ConfigError(f"init: {recipe.init} has no masked-LM head (an encoder-only import); continued "
-                          "masked-LM pretraining needs one: import a *ForMaskedLM / *ForPreTraining checkpoint")
-    weights = find_weights(Path(recipe.init))
-    if weights is None:
-        raise CheckpointError(f"init: {recipe.init} has no model.safetensors and no checkpoint; train it first")
-    load_weights(model, weights, f"{recipe.init}/config.yaml")
-
-
-def _check_nsp_head(model_cfg: Any, objective_cfg: Any, recipe: PretrainRecipe) -> None:
-    if getattr(objective_cfg, "nsp", False) and not getattr(model_cfg, "nsp_head", True):
-        raise ConfigError(f"objective.nsp: {recipe.init} has no next-sentence head; continue with "
-                          "--objective.nsp=false")
 
 
 def context_length(model_cfg: Any) -> int:
@@ -148,8 +120,8 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     torch.manual_seed(recipe.seed)  # init depends only on the seed, not on data preparation
     model = build_model(model_cfg)
     if recipe.init:
-        _check_nsp_head(model_cfg, objective_cfg, recipe)
-        _load_init_weights(model, recipe, task.name)
+        check_nsp_head(model_cfg, objective_cfg, recipe)
+        load_init_weights(model, recipe, task.name)
     seq_len = recipe.train.seq_len or context_length(model_cfg)
     train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
                                       recipe.seed, objective_cfg)

@@ -11,18 +11,7 @@
 
 Every key can be overridden on the command line: ``--train.max_steps=50``.
 
-Continued pretraining (domain-adaptive): ``init: RUN_DIR`` starts from that
-run's weights and tokenizer instead of a random model and a new tokenizer.
-The model section then comes from the run (a recipe may only override fields
-that leave the weights' shapes alone, such as dropout), the objective
-defaults to the run's own (name and settings; a recipe may override
-settings), and ``data.tokenizer`` is not allowed: the new text is encoded with
-the run's tokenizer, so the embeddings keep their meaning. The output is an
-ordinary run directory, so ``fromzero finetune`` can start from it.
-
-    init: runs/bert_zh                                   # any run directory, pretrained or imported
-    data: {inputs: [runs/data/chinese-reviews/train_text.jsonl]}
-    train: {max_steps: 400}
+Continued pretraining (``init: RUN_DIR``) is :mod:`fromzero.pretrain.continued`.
 """
 
 from __future__ import annotations
@@ -37,6 +26,8 @@ from fromzero.data.tokenizers import TokenizerConfig
 from fromzero.errors import ConfigError
 from fromzero.generation.sampling import SamplingConfig
 from fromzero.models import config_class, family_of, model_config
+from fromzero.pretrain.continued import continued_recipe_data
+from fromzero.pretrain.tasks import DEFAULT_TASK, get_task
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
@@ -91,8 +82,6 @@ class PretrainRecipe:
 
     def task_name(self, file: str | None = None) -> str:
         """The objective's name: given, or the default of the model's family."""
-        from fromzero.train.tasks import DEFAULT_TASK
-
         name = self.objective.get("name")
         if name is None:
             family = family_of(self.model_config(file=file)).name
@@ -101,8 +90,6 @@ class PretrainRecipe:
 
     def objective_config(self, file: str | None = None) -> Any:
         """The validated config of the objective (its keys checked like any other section)."""
-        from fromzero.train.tasks import get_task
-
         task = get_task(self.task_name(file))
         values = {k: v for k, v in self.objective.items() if k != "name"}
         return from_dict(task.config_cls, values, file=file, prefix="objective")
@@ -128,48 +115,13 @@ class PretrainRecipe:
         return model_config(name, values, file=file)
 
 
-# Model fields a continued run may change: they leave every weight's shape as it is.
-CONTINUED_MODEL_OVERRIDES = ("dropout", "attn_dropout")
-
-
-def _continued(data: dict[str, Any], file: str) -> dict[str, Any]:
-    """Fill ``model`` and ``objective`` from the ``init`` run (see the module docstring)."""
-    init = Path(str(data["init"]))
-    config_path = init / "config.yaml"
-    if not config_path.is_file():
-        raise ConfigError(f"{file}: init: {init} is not a run directory (no config.yaml); pass a folder written "
-                          "by `fromzero pretrain` or `fromzero import-hf`")
-    base = load_yaml(config_path)
-    model = dict(base.get("model") or {})
-    given = dict(data.get("model") or {})
-    for key, value in given.items():
-        if key == "name" and value == model.get("name"):
-            continue
-        if key not in CONTINUED_MODEL_OVERRIDES:
-            raise ConfigError(f"{file}: model.{key}: a continued run keeps the model of {init} (it starts from "
-                              f"its weights); only {', '.join(CONTINUED_MODEL_OVERRIDES)} may change")
-        model[key] = value
-    if (data.get("data") or {}).get("tokenizer") is not None:
-        raise ConfigError(f"{file}: data.tokenizer: a continued run encodes its text with {init}/tokenizer.json "
-                          "(the embeddings are tied to it); remove data.tokenizer")
-    objective = dict(base.get("objective") or {})
-    wanted = dict(data.get("objective") or {})
-    if wanted.get("name", objective.get("name")) != objective.get("name"):
-        objective = {}  # another objective: its own defaults, not the run's settings
-    objective.update(wanted)
-    out = dict(data, model=model)
-    if objective:
-        out["objective"] = objective
-    return out
-
-
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> PretrainRecipe:
     """Read, override and validate a recipe (``path=None`` starts from the defaults)."""
     file = str(path) if path is not None else None
     data = load_yaml(path) if path is not None else {}
     data = apply_overrides(data, overrides or [])
     if data.get("init"):
-        data = _continued(data, file or "<overrides>")
+        data = continued_recipe_data(data, file or "<overrides>")
     recipe = from_dict(PretrainRecipe, data, file=file or "<overrides>")
     recipe.model_config(file=file or "<overrides>")  # check model and objective keys now, before any work
     recipe.objective_config(file=file or "<overrides>")
