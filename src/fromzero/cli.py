@@ -214,14 +214,15 @@ def _print_finetune_eval(run_dir: Path, saved: dict) -> None:
 def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.help_config:
         from fromzero.config import describe
-        from fromzero.train.finetune_recipe import FinetuneRecipe
+        from fromzero.finetune.recipe import FinetuneRecipe
 
         print("\n".join(describe(FinetuneRecipe)))
         return 0
-    from fromzero.eval.finetune_eval import run_finetune
+    from fromzero.finetune.evaluate import evaluate_finetuned_run
+    from fromzero.finetune.runner import finetune
 
-    run_dir, saved = run_finetune(args.recipe, overrides, out=args.out, progress=not args.no_progress,
-                                  resume=args.resume)
+    run_dir = finetune(args.recipe, overrides, out=args.out, progress=not args.no_progress, resume=args.resume).run_dir
+    saved = evaluate_finetuned_run(run_dir)
     print(f"\nrun directory: {run_dir}")
     _print_finetune_eval(run_dir, saved)
     return 0
@@ -229,14 +230,12 @@ def _finetune(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def _self_train(args: argparse.Namespace, overrides: list[str]) -> int:
     from fromzero.config import from_dict
-    from fromzero.eval.finetune_eval import score_outputs
-    from fromzero.finetune.self_training import SelfTrainingConfig
-    from fromzero.train.self_train import REPORT_FILE, self_train
+    from fromzero.finetune.self_training import REPORT_FILE, SelfTrainingConfig, self_train
 
     cfg = from_dict(SelfTrainingConfig, {"rounds": args.rounds, "threshold": args.threshold,
                                          "max_per_round": args.max_per_round,
                                          "per_class_balance": args.per_class_balance}, file="self-train")
-    report = self_train(args.recipe, args.unlabeled, cfg, scorer=score_outputs, out=args.out, overrides=overrides,
+    report = self_train(args.recipe, args.unlabeled, cfg, out=args.out, overrides=overrides,
                         progress=not args.no_progress)
     metric = next(iter(report["rounds"][0]["test"]), None)
     print(f"\n{report['pool_size']:,} unlabeled rows; round: added (pseudo-label accuracy), test {metric}")
@@ -262,11 +261,10 @@ def _save_eval(run_path: Path, source: str, result: dict) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from fromzero.data.shards import load_shards
     from fromzero.eval.perplexity import encode_files, perplexity
-    from fromzero.runs import load_run
-    from fromzero.train.finetune import is_finetune_run
+    from fromzero.runs import is_finetune_run, load_run
 
     if is_finetune_run(args.run_dir):  # task metrics on the run's test copy, rewritten into eval.json
-        from fromzero.eval.finetune_eval import evaluate_finetuned_run
+        from fromzero.finetune.evaluate import evaluate_finetuned_run
 
         # a fixed batch size (finetune's): padding changes float rounding, and the numbers must reproduce
         _print_finetune_eval(Path(args.run_dir), evaluate_finetuned_run(args.run_dir))
@@ -303,8 +301,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from fromzero.finetune.info import describe_finetune_run, is_finetune_run_dir
     from fromzero.train.budget import estimate, human
-    from fromzero.train.finetune_info import describe_finetune_run, is_finetune_run_dir
 
     target = Path(args.target)
     if is_finetune_run_dir(target):

@@ -139,8 +139,8 @@ def test_squad_normalization_and_scores_by_hand() -> None:
 
 
 def test_chinese_answers_are_scored_per_character() -> None:
-    from fromzero.eval.finetune_eval import answer_level, score_outputs
-    from fromzero.train.finetune_data import TaskOutputs
+    from fromzero.eval.task_metrics import answer_level, score_outputs
+    from fromzero.eval.task_outputs import TaskOutputs
 
     golds = [["江泽民"], ["北京", "苏州寒山寺"]]
     assert answer_level(golds) == "char" and answer_level([["the cat"]]) == "word"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from fromzero.errors import DataError
-from fromzero.eval.finetune_eval import score_outputs
 from fromzero.eval.metrics import multilabel_roc_auc, regression_metrics
-from fromzero.train.finetune_data import TaskOutputs
+from fromzero.eval.task_metrics import score_outputs
+from fromzero.eval.task_outputs import TaskOutputs
 
 
 def _ranks(x: list[float]) -> list[float]:

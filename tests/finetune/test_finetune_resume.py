@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from fromzero.cli import main
 from fromzero.errors import CheckpointError
-from fromzero.eval.finetune_eval import score_outputs
-from fromzero.train.finetune import finetune
+from fromzero.eval.task_metrics import score_outputs
+from fromzero.finetune.runner import finetune
 from fromzero.train.loggers import read_metrics
 from toy_data import make_topic_rows
 
@@ -110,9 +110,9 @@ def test_interrupted_then_resumed_equals_uninterrupted(method: str, tiny_run: Pa
 
 def reference_model_params(run: Path, method: str) -> list[tuple[str, torch.Tensor]]:
     """Names of the trainable tensors the method leaves (as the fine-tune's checkpoints store them)."""
+    from fromzero.finetune.methods import apply_method, build_task_model
+    from fromzero.finetune.recipe import load_finetune_recipe
     from fromzero.runs import load_run
-    from fromzero.train.finetune import apply_method, build_task_model
-    from fromzero.train.finetune_recipe import load_finetune_recipe
 
     recipe = load_finetune_recipe(run / "config.yaml")
     model = build_task_model(load_run(recipe.base).model, recipe.task, 3)

@@ -10,9 +10,9 @@ from torch import nn
 from fromzero.config import from_dict
 from fromzero.errors import ConfigError
 from fromzero.finetune import FreezeConfig, apply_freeze, frozen_names, trainable_summary
+from fromzero.finetune.lora import apply_lora, mark_only_lora_trainable
 from fromzero.models import create_model
 from fromzero.models.heads import SequenceClassifier
-from fromzero.nn.lora import apply_lora, mark_only_lora_trainable
 from fromzero.train.optim import OptimConfig, build_optimizer
 
 FAMILIES = {

@@ -20,13 +20,13 @@ from fromzero.cli import main
 from fromzero.data.seq2seq_data import IGNORE_INDEX, collate_seq2seq, encode_seq2seq
 from fromzero.data.task_data import TextPair, TruncationStats
 from fromzero.errors import DataError
+from fromzero.finetune.evaluate import load_finetuned
 from fromzero.generation import SamplingConfig, seq2seq_text
 from fromzero.models import build_model, model_config
 from fromzero.models.t5 import T5, T5Config, shift_right
 from fromzero.objectives.seq2seq import Seq2SeqLM
 from fromzero.pretrain.runner import pretrain
 from fromzero.runs import load_weights
-from fromzero.train.finetune import load_finetuned
 
 WORDS = ["red", "blue", "green", "cat", "dog", "fish", "big", "small"]
 

@@ -29,7 +29,9 @@ from fromzero.data.sft_data import (
 from fromzero.data.task_encoding import TaskBatches
 from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
 from fromzero.errors import ConfigError, DataError
-from fromzero.eval.sft_eval import response_metrics
+from fromzero.eval.sft_metrics import response_metrics
+from fromzero.finetune.recipe import load_finetune_recipe
+from fromzero.finetune.sft import check_sft_base
 from fromzero.generation import SamplingConfig, generate_text
 from fromzero.generation.chat import greedy_replies, user_prompts
 from fromzero.models import build_model, model_config
@@ -37,8 +39,6 @@ from fromzero.objectives import CausalLM
 from fromzero.pretrain.runner import pretrain
 from fromzero.runs import load_run
 from fromzero.serve.engine import Engine
-from fromzero.train.finetune_recipe import load_finetune_recipe
-from fromzero.train.finetune_sft import check_sft_base
 from fromzero.train.loggers import read_metrics
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ?:+\n<|>"

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from fromzero.errors import CheckpointError
+from fromzero.finetune.lora import apply_lora, lora_modules
 from fromzero.interop import export_model, load_hf_model, to_hf_checkpoint
 from fromzero.models import create_model
 from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
-from fromzero.nn.lora import apply_lora, lora_modules
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (dev extra)")
 V = 400  # = conftest.VOCAB: the padded batches use ids below it

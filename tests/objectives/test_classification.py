@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from fromzero.finetune import FreezeConfig, apply_freeze
+from fromzero.finetune.lora import apply_lora, mark_only_lora_trainable
 from fromzero.models import create_model
 from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
-from fromzero.nn.lora import apply_lora, mark_only_lora_trainable
 from fromzero.objectives.classification import SequenceClassification
 from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
 from fromzero.objectives.token_classification import TokenClassification

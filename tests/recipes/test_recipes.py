@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from fromzero.data.corpus import resolve_input
+from fromzero.finetune.recipe import is_finetune_recipe, load_finetune_recipe
 from fromzero.pretrain.recipe import load_recipe
 from fromzero.pretrain.runner import pretrain
-from fromzero.train.finetune_recipe import is_finetune_recipe, load_finetune_recipe
 from fromzero.train.loggers import read_metrics
 
 RECIPES = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))

@@ -16,9 +16,9 @@ import yaml
 from fromzero.cli import main
 from fromzero.data.task_data import fit_length
 from fromzero.data.task_encoding import Framing
+from fromzero.finetune.evaluate import load_finetuned
 from fromzero.runs import load_run
 from fromzero.serve import BackgroundServer, Engine, ServeLimits, create_app
-from fromzero.train.finetune import load_finetuned
 from toy_data import make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team"], "food": ["bread", "soup", "apple"], "music": ["song", "drum", "tune"]}

@@ -15,12 +15,13 @@ from safetensors.torch import load_file
 
 from fromzero.cli import main
 from fromzero.errors import ConfigError
-from fromzero.eval.finetune_eval import score_outputs
+from fromzero.eval.task_metrics import score_outputs
 from fromzero.finetune import load_adapter
+from fromzero.finetune.evaluate import finetuned_task_data, load_finetuned
+from fromzero.finetune.methods import build_task_model
+from fromzero.finetune.predict import task_outputs
+from fromzero.finetune.recipe import load_finetune_recipe
 from fromzero.runs import load_run
-from fromzero.train.finetune import build_task_model, finetuned_task_data, load_finetuned
-from fromzero.train.finetune_data import task_outputs
-from fromzero.train.finetune_recipe import load_finetune_recipe
 from toy_data import make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team", "match"], "food": ["bread", "soup", "apple", "cheese"],

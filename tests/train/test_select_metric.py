@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from fromzero.errors import ConfigError
-from fromzero.eval.finetune_eval import score_outputs
-from fromzero.train.finetune import finetune
-from fromzero.train.finetune_recipe import load_finetune_recipe
+from fromzero.eval.task_metrics import score_outputs
+from fromzero.finetune.recipe import load_finetune_recipe
+from fromzero.finetune.runner import finetune
 from fromzero.train.trainer import lower_is_better
 from toy_data import make_topic_rows
 

@@ -23,7 +23,6 @@ with LoRA's ``mark_only_lora_trainable`` in either order.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from torch import nn
 
 from fromzero.config import field, require
 from fromzero.errors import ConfigError
+from fromzero.finetune.name_patterns import example_names, matches_any, matching
 
 EMBEDDING_NAMES = ("tok_emb", "pos_emb", "type_emb", "emb_norm")
 _EMBEDDING = re.compile(r"(^|\.)(" + "|".join(EMBEDDING_NAMES) + r")\.")
@@ -84,10 +84,6 @@ def trainable_summary(model: nn.Module) -> TrainableSummary:
     return TrainableSummary(trainable, total, frozen)
 
 
-def _example_names(names: Sequence[str]) -> str:
-    return ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
-
-
 def _first_blocks(names: Sequence[str], n: int) -> list[str]:
     """Names inside blocks 0..n-1 of every stack; a stack with fewer than n blocks is an error."""
     stacks: dict[str, int] = {}
@@ -97,23 +93,12 @@ def _first_blocks(names: Sequence[str], n: int) -> list[str]:
             stacks[m.group(1)] = max(stacks.get(m.group(1), 0), int(m.group(2)) + 1)
     if not stacks:
         raise ConfigError(f"freeze.first_n_blocks: the model has no 'blocks.<i>.' parameters (names look like "
-                          f"{_example_names(names)}); set it to 0")
+                          f"{example_names(names)}); set it to 0")
     for prefix, count in stacks.items():
         if n > count:
             raise ConfigError(f"freeze.first_n_blocks: {n} exceeds the {count} blocks of '{prefix}blocks'; "
                               f"choose at most {count}")
     return [name for name in names if (m := _BLOCK.match(name)) and int(m.group(2)) < n]
-
-
-def _matching(names: Sequence[str], patterns: Sequence[str], key: str) -> set[str]:
-    out: set[str] = set()
-    for pattern in patterns:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise ConfigError(f"{key}: {pattern!r} matches no parameter; parameter names look like "
-                              f"{_example_names(names)}")
-        out.update(hits)
-    return out
 
 
 def frozen_names(model: nn.Module, cfg: FreezeConfig) -> list[str]:
@@ -130,14 +115,14 @@ def frozen_names(model: nn.Module, cfg: FreezeConfig) -> list[str]:
         freeze.update(_first_blocks(names, cfg.first_n_blocks))
     keep_patterns = list(cfg.trainable)
     if cfg.head_only:
-        if not any(fnmatch.fnmatchcase(n, HEAD_PATTERN) for n in names):
+        if not any(matches_any(n, [HEAD_PATTERN]) for n in names):
             raise ConfigError("freeze.head_only: the model has no 'head.' parameters; wrap the backbone in a task "
                               "head (fromzero.models.heads) or use freeze.trainable")
         keep_patterns.append(HEAD_PATTERN)
     if keep_patterns:
-        keep = _matching(names, keep_patterns, "freeze.trainable")
+        keep = matching(names, keep_patterns, "freeze.trainable")
         freeze.update(n for n in names if n not in keep)
-    freeze.update(_matching(names, cfg.frozen, "freeze.frozen"))
+    freeze.update(matching(names, cfg.frozen, "freeze.frozen"))
     return [n for n in names if n in freeze]
 
 

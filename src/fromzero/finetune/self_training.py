@@ -1,21 +1,45 @@
-"""Self-training, the model-agnostic parts: which unlabeled rows get pseudo labels, and how good they were.
+"""Self-training: train on the labeled set, pseudo-label an unlabeled pool, retrain (``fromzero self-train``).
 
-A round predicts class probabilities for an unlabeled pool; :func:`select_pseudo_labels`
+    out/round_0/                 fine-tuned on the recipe's labeled train file only
+    out/round_<r>/               retrained from the same base on labeled + every pseudo label so far
+    out/data/train_round_<r>.jsonl   the training file of round r (labeled rows, then pseudo-labeled rows)
+    out/self_training.json       the config and, per round: added, cumulative, pseudo-label accuracy
+                                 against gold (when the pool has labels), validation and test metrics
+
+The unlabeled pool is JSONL with the recipe's text field (and pair field, if any); a gold label under
+the recipe's label field is used only to report pseudo-label accuracy, never for training. A row keeps
+the pseudo label of the round that took it. Rounds stop early when no row passes the threshold.
+Single-label sequence classification with a JSONL train file only.
+
+A round predicts class probabilities for the pool; :func:`select_pseudo_labels`
 keeps the rows whose top probability reaches ``threshold`` (rows already taken in an
 earlier round are skipped), highest confidence first, optionally balanced across the
 predicted classes and capped at ``max_per_round``. :func:`round_report` counts what was
 added and, where gold labels are known, how many pseudo labels were right.
-The orchestration (train, predict, retrain) is ``fromzero.train.self_train``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from fromzero.atomic import write_text
 from fromzero.config import field, require
+from fromzero.data.task_data import iter_jsonl_objects
+from fromzero.errors import ConfigError, DataError
+from fromzero.eval.task_metrics import Scorer, score_outputs
+from fromzero.finetune.evaluate import finetuned_task_data, load_finetuned
+from fromzero.finetune.predict import task_outputs
+from fromzero.finetune.recipe import FinetuneRecipe, load_finetune_recipe
+from fromzero.finetune.runner import FinetuneResult, finetune
+from fromzero.finetune.task_dataset import load_task_data
+
+REPORT_FILE = "self_training.json"
 
 
 @dataclass(frozen=True)
@@ -70,3 +94,99 @@ def round_report(indices: Sequence[int], labels: Sequence[int], gold: Sequence[i
     known = [(y, gold[i]) for i, y in zip(indices, labels, strict=True) if gold[i] is not None]
     accuracy = sum(y == g for y, g in known) / len(known) if known else None
     return {"added": len(indices), "with_gold": len(known), "accuracy": accuracy}
+
+
+def _read_pool(path: Path, recipe: FinetuneRecipe) -> list[dict[str, Any]]:
+    """The unlabeled rows (objects with a non-empty text field), each with its file:line in ``where``."""
+    rows = []
+    for row, where in iter_jsonl_objects(path):
+        text = row.get(recipe.task.text_field)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: needs a non-empty string '{recipe.task.text_field}'")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no rows; the unlabeled pool is empty")
+    return rows
+
+
+def _pool_probs(run_dir: Path, pool: list[dict[str, Any]], work: Path) -> tuple[torch.Tensor, list[str]]:
+    """Class probabilities (N, C) of a fine-tuned run on the pool, and its label names."""
+    run = load_finetuned(run_dir)
+    task, names = run.recipe.task, run.vocab.labels
+    # encoded like any split: a placeholder label (the first class) that the probabilities ignore
+    rows = [{task.text_field: r[task.text_field], task.label_field: names[0],
+             **({task.pair_field: r[task.pair_field]} if r.get(task.pair_field) else {})} for r in pool]
+    write_text(work, "".join(json.dumps(r) + "\n" for r in rows))
+    data = load_task_data(task, run.tokenizer, run.vocab, splits=("test",), paths={"test": str(work)})
+    return torch.tensor(task_outputs(run.model, data, "test").scores), names
+
+
+def _test_metrics(run_dir: Path, scorer: Scorer) -> dict[str, float]:
+    """``scorer``'s metrics of a fine-tuned run on its own copy of the test split."""
+    run = load_finetuned(run_dir)
+    return scorer(task_outputs(run.model, finetuned_task_data(run, "test"), "test"))
+
+
+def _round_entry(result: FinetuneResult, scorer: Scorer) -> dict[str, Any]:
+    """A round's run directory, steps, best validation metrics and test metrics."""
+    return {"run_dir": str(result.run_dir), "steps": result.info["steps"],
+            "validation": result.info["best_validation"], "test": _test_metrics(result.run_dir, scorer)}
+
+
+def self_train(recipe_path: str | Path | None, unlabeled_path: str | Path, cfg: SelfTrainingConfig, *,
+               scorer: Scorer = score_outputs, out: str | Path | None = None, overrides: list[str] | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Run round 0 (labeled only) and up to ``cfg.rounds`` pseudo-labeling rounds; write and return the report."""
+    overrides = list(overrides or [])
+    recipe = load_finetune_recipe(recipe_path, overrides)
+    task = recipe.task
+    if task.kind != "sequence_classification" or task.problem != "single_label":
+        raise ConfigError("self-training needs task.kind sequence_classification with problem single_label")
+    if (task.format or Path(task.train).suffix.lower().lstrip(".")) not in ("jsonl", "json"):
+        raise ConfigError(f"task.train: self-training extends a JSONL training file, got {task.train}")
+    unlabeled = Path(unlabeled_path)
+    if not unlabeled.is_file():
+        raise ConfigError(f"--unlabeled: {unlabeled} not found")
+    root = Path(out or recipe.out or Path("runs") / f"{Path(recipe_path or 'finetune').stem}_self_training")
+    if (root / REPORT_FILE).exists():
+        raise ConfigError(f"{root} already holds a self-training run; choose another --out or delete it")
+    pool = _read_pool(unlabeled, recipe)
+    labeled = Path(task.train).read_text(encoding="utf-8-sig").rstrip("\n") + "\n"
+
+    result = finetune(recipe_path, overrides, scorer=scorer, out=root / "round_0", progress=progress)
+    first = {"round": 0, "added": 0, "with_gold": 0, "accuracy": None, "cumulative": 0,
+             "cumulative_accuracy": None, "min_confidence": None, "train_file": task.train}
+    report: dict[str, Any] = {"config": asdict(cfg), "out": str(root), "unlabeled": str(unlabeled),
+                              "pool_size": len(pool), "rounds": [{**first, **_round_entry(result, scorer)}]}
+    taken = torch.zeros(len(pool), dtype=torch.bool)
+    pseudo_lines: list[str] = []
+    cumulative_right, cumulative_gold = 0, 0
+    for r in range(1, cfg.rounds + 1):
+        probs, names = _pool_probs(result.run_dir, pool, root / "data" / "pool.jsonl")
+        index = {x: i for i, x in enumerate(names)}
+        gold = [index.get(str(row[task.label_field]).strip()) if task.label_field in row else None for row in pool]
+        rows, labels, conf = select_pseudo_labels(probs, cfg.threshold, cfg.max_per_round, taken,
+                                                  per_class_balance=cfg.per_class_balance)
+        stats = round_report(rows, labels, gold)
+        if not rows:
+            report["stopped"] = f"round {r}: no unlabeled row reached threshold {cfg.threshold}"
+            break
+        taken[rows] = True
+        for i, y in zip(rows, labels, strict=True):
+            row = {task.text_field: pool[i][task.text_field], task.label_field: names[y]}
+            if pool[i].get(task.pair_field):
+                row[task.pair_field] = pool[i][task.pair_field]
+            pseudo_lines.append(json.dumps(row) + "\n")
+        cumulative_right += sum(gold[i] == y for i, y in zip(rows, labels, strict=True))
+        cumulative_gold += stats["with_gold"]
+        train_file = root / "data" / f"train_round_{r}.jsonl"
+        write_text(train_file, labeled + "".join(pseudo_lines))
+        result = finetune(recipe_path, [*overrides, f"--task.train={train_file}"], scorer=scorer,
+                          out=root / f"round_{r}", progress=progress)
+        report["rounds"].append({
+            "round": r, **stats, "cumulative": int(taken.sum()),
+            "cumulative_accuracy": cumulative_right / cumulative_gold if cumulative_gold else None,
+            "min_confidence": min(conf), "train_file": str(train_file), **_round_entry(result, scorer)})
+        write_text(root / REPORT_FILE, json.dumps(report, indent=1))
+    write_text(root / REPORT_FILE, json.dumps(report, indent=1))
+    return report

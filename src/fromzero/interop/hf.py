@@ -29,13 +29,13 @@ from torch import nn
 
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError
+from fromzero.finetune.lora import lora_modules, merge_lora
 from fromzero.interop.hf_keymaps import ARCHITECTURES, DEFAULT_ARCHITECTURE, GPT2, IMPORT_ALIASES, LLAMA
 from fromzero.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 from fromzero.interop.keymap import Architecture, KeyMap, aliases, check_leftovers, expand, from_hf, to_hf
 from fromzero.interop.staging import check_target, staged_dir
 from fromzero.models import build_model, family_of, model_config
 from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
-from fromzero.nn.lora import lora_modules, merge_lora
 
 PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
                  "regression": "regression"}

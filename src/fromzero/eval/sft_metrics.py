@@ -7,8 +7,7 @@ both averaged over prompts, overall and per ``group`` (``exact_match_<group>``,
 ``f1_<group>``) when the data names groups. The test report adds the
 majority-answer baseline (the most frequent training reply of the prompt's
 group, else overall, for every prompt) and, when ``task.eval_base`` was set,
-the base model's zero-shot scores on the same prompts; the prompts,
-references and generations go to ``samples_test.jsonl``.
+the base model's zero-shot scores on the same prompts (``finetune.evaluate``).
 """
 
 from __future__ import annotations
@@ -19,10 +18,7 @@ from typing import Any
 
 from fromzero.errors import DataError
 from fromzero.eval.metrics import answer_f1
-from fromzero.train.finetune_data import TaskOutputs
-from fromzero.train.finetune_sft import write_samples
-
-SAMPLES_FILE = "samples_test.jsonl"
+from fromzero.eval.task_outputs import TaskOutputs
 
 
 def _normal(text: str) -> str:
@@ -58,14 +54,3 @@ def majority_outputs(out: TaskOutputs, majority: dict[str, Any]) -> TaskOutputs:
     groups = out.groups or [None] * len(out.y_true)
     preds = [majority["by_group"].get(g, majority["overall"]) if g else majority["overall"] for g in groups]
     return TaskOutputs(out.kind, out.problem, out.y_true, preds, prompts=out.prompts, groups=out.groups)
-
-
-def sft_test_report(run_path: Any, info: dict[str, Any], out: TaskOutputs) -> dict[str, Any]:
-    """Samples file plus baselines for eval.json's ``test`` entry of an SFT run."""
-    write_samples(run_path / SAMPLES_FILE, out)
-    baselines = {}
-    if info.get("majority_reply"):
-        baselines["majority"] = sft_metrics(majority_outputs(out, info["majority_reply"]))
-    if info.get("base_test_metrics"):
-        baselines["base_zero_shot"] = info["base_test_metrics"]
-    return {"samples": SAMPLES_FILE, "baselines": baselines}

@@ -11,7 +11,7 @@
     run_dir/adapter.safetensors  LoRA only: adapters + head, to apply on the base run's weights
     run_dir/data/                copies of the validation and test files (so eval needs nothing else)
     run_dir/metrics.jsonl, plots/
-    run_dir/checkpoints/         while training only: resumable checkpoints (``--resume``; finetune_resume.py)
+    run_dir/checkpoints/         while training only: resumable checkpoints (``--resume``; finetune/resume.py)
 
 Memory is measured the same way for every method, with ``resource.getrusage``:
 ``peak_rss_mb`` is the process's peak resident set size at the end of training
@@ -38,33 +38,19 @@ from torch import nn
 
 from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, to_dict
-from fromzero.data.task_data import LabelVocab
-from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
-from fromzero.finetune import (
-    TrainableSummary,
-    apply_freeze,
-    apply_lora,
-    mark_only_lora_trainable,
-    merge_lora,
-    save_adapter,
-    trainable_summary,
-)
+from fromzero.eval.task_metrics import Scorer, score_outputs
+from fromzero.finetune.freeze import TrainableSummary
+from fromzero.finetune.lora import merge_lora, save_adapter
+from fromzero.finetune.methods import apply_method, build_task_model, head_globs, task_objective
+from fromzero.finetune.predict import task_outputs
+from fromzero.finetune.recipe import FinetuneRecipe, load_finetune_recipe, recipe_dict
+from fromzero.finetune.resume import TrainableCheckpoint, check_can_resume
+from fromzero.finetune.sft import check_sft_base, sft_run_info, write_samples
+from fromzero.finetune.task_dataset import decoder_start_id, load_task_data
 from fromzero.models import build_model, family_of
-from fromzero.models.heads import build_head
-from fromzero.objectives.causal_lm import CausalLM
-from fromzero.objectives.classification import SequenceClassification
-from fromzero.objectives.seq2seq import Seq2SeqLM
-from fromzero.objectives.span_qa import SpanQA as SpanQAObjective
-from fromzero.objectives.token_classification import TokenClassification
-from fromzero.runs import FINETUNE_INFO as INFO_FILE
-from fromzero.runs import is_finetune_run as is_finetune_run  # re-exported (cli, eval)
-from fromzero.runs import load_run
+from fromzero.runs import FINETUNE_INFO, load_run
 from fromzero.train.checkpoint import latest_checkpoint
-from fromzero.train.finetune_data import Scorer, TaskData, load_task_data, task_outputs
-from fromzero.train.finetune_recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe, recipe_dict
-from fromzero.train.finetune_resume import TrainableCheckpoint, check_can_resume
-from fromzero.train.finetune_sft import check_sft_base, sft_run_info, write_samples
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
 
@@ -75,57 +61,6 @@ class FinetuneResult:
     train: TrainResult
     trainable: TrainableSummary
     info: dict[str, Any]
-
-
-@dataclass
-class FinetunedRun:
-    """A fine-tuned run directory loaded back: recipe, model with its head, tokenizer, labels."""
-
-    path: Path
-    recipe: FinetuneRecipe
-    model: nn.Module
-    tokenizer: Tokenizer
-    vocab: LabelVocab | None
-    info: dict[str, Any]
-
-
-def build_task_model(backbone: nn.Module, task: TaskConfig, num_labels: int) -> nn.Module:
-    """Wrap ``backbone`` in the head of ``task.kind`` (its parameters under ``head.``)."""
-    return build_head(backbone, task.kind, num_labels, problem=task.problem, pooling=task.pooling,
-                      dropout=task.dropout)
-
-
-def task_objective(task: TaskConfig, weights: list[float] | None):
-    if task.kind == "token_classification":
-        return TokenClassification(weights)
-    if task.kind == "span_qa":
-        return SpanQAObjective()
-    if task.kind == "sft":  # next-token cross-entropy on the scored (reply) tokens
-        return CausalLM()
-    if task.kind == "seq2seq":
-        return Seq2SeqLM()
-    return SequenceClassification(task.problem, weights)
-
-
-def _head_globs(recipe: FinetuneRecipe) -> list[str]:
-    """Parameters that train beside LoRA adapters: the new task head (sft and seq2seq runs have none: the
-    model's own output layer is reused)."""
-    return ["head.*"] if recipe.method.train_head and recipe.task.kind not in ("sft", "seq2seq") else []
-
-
-def apply_method(model: nn.Module, recipe: FinetuneRecipe) -> tuple[TrainableSummary, list[str]]:
-    """Full: everything trains. Partial: freeze by ``method.freeze``. LoRA: adapters (+ the head) train."""
-    method, adapted = recipe.method, []
-    if method.name == "lora":
-        cfg = method.lora
-        adapted = apply_lora(model, cfg.targets, cfg.rank, cfg.alpha, cfg.dropout)
-        mark_only_lora_trainable(model, _head_globs(recipe))
-    if method.freeze.active:
-        apply_freeze(model, method.freeze)
-    summary = trainable_summary(model)
-    if summary.trainable == 0:
-        raise ConfigError("method: nothing is left to train; freeze less")
-    return summary, adapted
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -189,18 +124,19 @@ class _BestState:
 def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn.Module:
     """Write model.safetensors (LoRA: adapter.safetensors first, then the merged model)."""
     if recipe.method.name == "lora":
-        save_adapter(model, run_dir / "adapter.safetensors", recipe.method.lora, include=_head_globs(recipe))
+        save_adapter(model, run_dir / "adapter.safetensors", recipe.method.lora, include=head_globs(recipe))
         merge_lora(model)
     write_with(run_dir / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
     return model
 
 
-def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *, scorer: Scorer,
+def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *, scorer: Scorer = score_outputs,
              out: str | Path | None = None, progress: bool = True, resume: bool = False) -> FinetuneResult:
-    """Run a fine-tuning recipe into a run directory; ``scorer`` turns validation outputs into metrics.
+    """Run a fine-tuning recipe into a run directory; ``scorer`` turns validation outputs into metrics (the
+    metric libraries' scores by default; tests pass scripted ones).
 
     ``resume`` continues an interrupted run in that directory from its latest checkpoint (see
-    :mod:`fromzero.train.finetune_resume`): the same weights, best selection and metrics as if it had
+    :mod:`fromzero.finetune.resume`): the same weights, best selection and metrics as if it had
     never stopped."""
     recipe = load_finetune_recipe(recipe_path, overrides)
     run_dir = _run_dir_for(recipe, recipe_path, out)
@@ -215,7 +151,7 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     if sft:
         check_sft_base(base.model_config, recipe.task, str(recipe_path or "<overrides>"))
     torch.manual_seed(recipe.seed)
-    data = load_task_data(recipe.task, base.tokenizer, decoder_start_id=_decoder_start(base.model))
+    data = load_task_data(recipe.task, base.tokenizer, decoder_start_id=decoder_start_id(base.model))
     backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
     model = build_task_model(backbone, recipe.task, data.num_labels)
     # sft: the base model's zero-shot replies to the test prompts, before any training
@@ -266,7 +202,7 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
                  "select_metric": recipe.select_metric, "best_validation": _best_metrics(run_dir, best.step),
                  "device": str(trainer.device), "threads": torch.get_num_threads(),
                  "resumed_from_step": resumed.step if resumed else None})
-    write_text(run_dir / INFO_FILE, json.dumps(info, indent=1))
+    write_text(run_dir / FINETUNE_INFO, json.dumps(info, indent=1))
     shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)  # the run is complete: checkpoints served resuming only
     return FinetuneResult(run_dir, result, summary, info)
 
@@ -274,23 +210,3 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
 def _best_metrics(run_dir: Path, step: int | None) -> dict[str, float]:
     rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("step") == step and "val_loss" in r]
     return {k: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {}
-
-
-def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
-    """Load a fine-tuned run directory: its recipe, the backbone + head with trained weights, tokenizer, labels."""
-    loaded = load_run(run_dir, device=device)
-    recipe = load_finetune_recipe(loaded.path / "config.yaml")
-    return FinetunedRun(loaded.path, recipe, loaded.model, loaded.tokenizer, loaded.vocab, loaded.info)
-
-
-def finetuned_task_data(run: FinetunedRun, split: str = "test") -> TaskData:
-    """The run's own copy of ``split`` (validation or test), encoded with the run's tokenizer and labels."""
-    files = {s: str(run.path / f) for s, f in run.info["files"].items()}
-    return load_task_data(run.recipe.task, run.tokenizer, run.vocab, splits=(split,), paths=files,
-                          decoder_start_id=_decoder_start(run.model))
-
-
-def _decoder_start(model: nn.Module) -> int | None:
-    """An encoder-decoder's first decoder input id (None for encoder-only and decoder-only models)."""
-    return getattr(getattr(model, "config", None), "decoder_start_id", None)
-

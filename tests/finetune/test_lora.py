@@ -12,12 +12,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from fromzero.errors import CheckpointError, ConfigError
-from fromzero.models import create_model
-from fromzero.models.heads import SequenceClassifier
-from fromzero.nn import Linear
-from fromzero.nn.lora import (
+from fromzero.finetune.lora import (
     LoRAConfig,
-    LoRALinear,
     apply_lora,
     load_adapter,
     lora_modules,
@@ -26,6 +22,10 @@ from fromzero.nn.lora import (
     merge_lora,
     save_adapter,
 )
+from fromzero.models import create_model
+from fromzero.models.heads import SequenceClassifier
+from fromzero.nn import Linear
+from fromzero.nn.lora import LoRALinear
 from fromzero.train.optim import OptimConfig, build_optimizer
 
 FAMILIES = {

@@ -25,7 +25,8 @@ from typing import Literal
 
 from fromzero.config import apply_overrides, field, from_dict, load_yaml, require, to_dict
 from fromzero.data.chat_template import TEMPLATES
-from fromzero.finetune import FreezeConfig, LoRAConfig
+from fromzero.finetune.freeze import FreezeConfig
+from fromzero.finetune.lora import LoRAConfig
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
