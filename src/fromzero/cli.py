@@ -302,7 +302,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from fromzero.finetune.info import describe_finetune_run, is_finetune_run_dir
-    from fromzero.train.budget import estimate, human
+    from fromzero.train.cost_estimate import cost_estimate, human
 
     target = Path(args.target)
     if is_finetune_run_dir(target):
@@ -321,7 +321,7 @@ def _info(args: argparse.Namespace) -> int:
         train = {"batch_size": recipe.train.batch_size, "seq_len": recipe.train.seq_len}
         print(f"note: vocab_size {model_cfg.vocab_size} is the recipe's; pretrain sets it from the tokenizer")
     batch = args.batch_size or train.get("batch_size") or 1
-    est = estimate(model_cfg, seq_len=train.get("seq_len"), batch_size=batch)
+    est = cost_estimate(model_cfg, seq_len=train.get("seq_len"), batch_size=batch)
     p, f, m = est["parameters"], est["flops_per_token"], est["memory_bytes"]
     print(f"model: {type(model_cfg).__name__} {json.dumps(_plain(model_cfg))}")
     print(f"parameters: {p['total']:,} total, {p['non_embedding']:,} non-embedding ({human(p['total'])})")

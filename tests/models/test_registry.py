@@ -8,7 +8,7 @@ import torch
 from fromzero.config import to_dict
 from fromzero.errors import ConfigError
 from fromzero.models import build_model, family_of, list_families, list_models, model_config
-from fromzero.train.budget import count_parameters, estimate
+from fromzero.train.cost_estimate import cost_estimate, count_parameters
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -20,7 +20,7 @@ def test_every_preset_builds_and_round_trips(name: str) -> None:
     family = family_of(cfg).name
     assert family in list_families()
     assert model_config(family, to_dict(cfg)) == cfg  # saved run configs rebuild the same model
-    flops = estimate(cfg, batch_size=1)["flops_per_token"]
+    flops = cost_estimate(cfg, batch_size=1)["flops_per_token"]
     assert flops["training"] == 3 * flops["forward"] > 0
 
 

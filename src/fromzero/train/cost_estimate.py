@@ -35,7 +35,7 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "non_embedding": total - embed}
 
 
-def estimate(model_cfg: Any, seq_len: int | None = None, batch_size: int = 1,
+def cost_estimate(model_cfg: Any, seq_len: int | None = None, batch_size: int = 1,
              precision: str = "fp32") -> dict[str, Any]:
     """Parameter counts, FLOPs per token and training memory for a model config."""
     with torch.device("meta"):  # no memory is allocated, so gpt2-medium is as cheap as a toy
