@@ -4,9 +4,9 @@ from fromzero.generation.fill_mask import MaskTokenizer, fill_mask
 from fromzero.generation.generate import (
     FinishReason,
     Generation,
+    TextCodec,
     TextRow,
     TextStream,
-    Tokenizer,
     fit_prompt,
     generate_text,
     generate_tokens,
@@ -17,7 +17,7 @@ from fromzero.generation.sampling import SamplingConfig, filter_logits, next_tok
 from fromzero.generation.seq2seq import generate_seq2seq, seq2seq_text
 
 __all__ = [
-    "FinishReason", "Generation", "SamplingConfig", "TextRow", "TextStream", "Tokenizer", "filter_logits",
+    "FinishReason", "Generation", "SamplingConfig", "TextRow", "TextStream", "TextCodec", "filter_logits",
     "fit_prompt", "generate_text", "generate_tokens", "next_token", "stop_boundary", "stream_text",
 ]
 __all__ += ["MaskTokenizer", "fill_mask"]

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fromzero.data.chat_template import ChatTemplate
-from fromzero.generation.generate import TextRow, Tokenizer, collect_rows, fit_prompt, generate_tokens
+from fromzero.generation.generate import TextCodec, TextRow, collect_rows, fit_prompt, generate_tokens
 from fromzero.generation.sampling import SamplingConfig
 
 
@@ -30,7 +30,7 @@ def with_template_stops(cfg: SamplingConfig, template: ChatTemplate) -> Sampling
     return replace(cfg, stop=stops)
 
 
-def greedy_replies(model: nn.Module, tokenizer: Tokenizer, template: ChatTemplate, prompts: Sequence[str],
+def greedy_replies(model: nn.Module, tokenizer: TextCodec, template: ChatTemplate, prompts: Sequence[str],
                    max_new_tokens: int, *, batch_size: int = 64, progress: bool = False) -> list[str]:
     """Greedy replies to rendered ``prompts`` (see :func:`~fromzero.data.sft_data.generation_prompt`).
 

@@ -33,8 +33,9 @@ from fromzero.generation.sampling import SamplingConfig, next_token
 FinishReason = Literal["stop", "length", "eos"]
 
 
-class Tokenizer(Protocol):
-    """What generation needs from a tokenizer (``fromzero.data`` tokenizers satisfy it)."""
+class TextCodec(Protocol):
+    """What generation needs from a tokenizer: text <-> ids and the end/pad ids (``fromzero.data.Tokenizer``
+    satisfies it; named apart from that class so the two are never confused)."""
 
     @property
     def eos_id(self) -> int | None: ...
@@ -266,7 +267,7 @@ class TextStream:
     the finish reason and the token counts.
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig) -> None:
+    def __init__(self, model: nn.Module, tokenizer: TextCodec, prompt: str, cfg: SamplingConfig) -> None:
         ids = fit_prompt(tokenizer.encode(prompt), model.config.block_size)
         self._row = TextRow(tokenizer.decode, cfg.stop, tokenizer.eos_id, prompt_tokens=len(ids))
         pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
@@ -292,7 +293,7 @@ class TextStream:
         return self._row.result()
 
 
-def stream_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig) -> TextStream:
+def stream_text(model: nn.Module, tokenizer: TextCodec, prompt: str, cfg: SamplingConfig) -> TextStream:
     """Stream the continuation of ``prompt`` as text deltas.
 
     The whole generated id list is decoded each step and the new suffix
@@ -306,16 +307,16 @@ def stream_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: Sampli
 
 
 @overload
-def generate_text(model: nn.Module, tokenizer: Tokenizer, prompts: list[str], cfg: SamplingConfig, *,
+def generate_text(model: nn.Module, tokenizer: TextCodec, prompts: list[str], cfg: SamplingConfig, *,
                   return_details: Literal[False] = ...) -> list[str]: ...
 
 
 @overload
-def generate_text(model: nn.Module, tokenizer: Tokenizer, prompts: list[str], cfg: SamplingConfig, *,
+def generate_text(model: nn.Module, tokenizer: TextCodec, prompts: list[str], cfg: SamplingConfig, *,
                   return_details: Literal[True]) -> list[Generation]: ...
 
 
-def generate_text(model: nn.Module, tokenizer: Tokenizer, prompts: list[str], cfg: SamplingConfig, *,
+def generate_text(model: nn.Module, tokenizer: TextCodec, prompts: list[str], cfg: SamplingConfig, *,
                   return_details: bool = False) -> list[str] | list[Generation]:
     """Generate continuations for a batch of prompts (one padded batch, KV cache).
 

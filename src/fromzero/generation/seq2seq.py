@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from fromzero.generation.generate import EosTracker, TextRow, Tokenizer, collect_rows
+from fromzero.generation.generate import EosTracker, TextCodec, TextRow, collect_rows
 from fromzero.generation.sampling import SamplingConfig, next_token
 
 
@@ -86,7 +86,7 @@ def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_ca
         model.train(was_training)
 
 
-def seq2seq_text(model: nn.Module, tokenizer: Tokenizer, texts: Sequence[str], cfg: SamplingConfig, *,
+def seq2seq_text(model: nn.Module, tokenizer: TextCodec, texts: Sequence[str], cfg: SamplingConfig, *,
                  append_eos: bool = True) -> list[str]:
     """Generate one output text per input text (one padded batch, KV cache).
 
