@@ -1,6 +1,6 @@
 """Resumable fine-tuning: what a fine-tune's checkpoint holds, and which recipe changes a resume refuses.
 
-A fine-tune's checkpoint (``run_dir/checkpoints/step_N/``, written by the Trainer every
+A fine-tune's checkpoint (``run_dir/checkpoints/step_N/``, written by the Trainer with ``FinetuneHooks`` every
 ``train.ckpt_every`` steps, pruned to ``train.keep_last``) holds
 
     model.safetensors      the trainable tensors only (LoRA adapters, the head, unfrozen layers); the
@@ -19,28 +19,16 @@ interruption.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
-from torch import nn
+from typing import Any
 
 from fromzero.config import load_yaml
 from fromzero.errors import CheckpointError
 from fromzero.runs import FINETUNE_INFO as INFO_FILE
-from fromzero.train.checkpoint import Checkpoint, load_checkpoint_tensors
 
 # Recipe sections a resumed fine-tune must share with the interrupted one: they decide the model
 # (base, head, method: which tensors exist and train), the data and its order (task, seed) and what
 # "best" means (select_metric). train.* and optim.* may change, as when resuming a pretraining run.
 FROZEN_SECTIONS = ("base", "task", "method", "seed", "select_metric")
-BEST_FILE = "best"  # checkpoint extra: best.safetensors
-
-
-class BestHolder(Protocol):
-    """The on_best hook's state: trainable tensors at the best evaluation and its step."""
-
-    state: dict[str, torch.Tensor] | None
-    step: int | None
 
 
 def _first_difference(old: Any, new: Any, key: str) -> str | None:
@@ -75,36 +63,3 @@ def check_can_resume(run_dir: Path, recipe: dict[str, Any]) -> None:
             raise CheckpointError(f"{config_path}: {key} was {old!r}, the recipe has {new!r}; a resumed fine-tune "
                                   "must keep base, task, method, seed and select_metric (change train.* / optim.* "
                                   "only), or start a new run with another --out")
-
-
-class TrainableCheckpoint:
-    """The Trainer's :class:`~fromzero.train.trainer.CheckpointContent` for a fine-tune: trainable tensors
-    of ``model`` as the checkpoint's weights, and ``best``'s tensors as ``best.safetensors``."""
-
-    def __init__(self, model: nn.Module, best: BestHolder) -> None:
-        self.model, self.best = model, best
-
-    def _trainable(self) -> dict[str, nn.Parameter]:
-        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach() for n, p in self._trainable().items()}
-
-    def extras(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {BEST_FILE: self.best.state} if self.best.state is not None else {}
-
-    def restore(self, ckpt: Checkpoint, payload: dict[str, Any]) -> None:
-        """Copy the saved trainable tensors into the model; reinstate the best weights and step."""
-        params = self._trainable()
-        saved = load_checkpoint_tensors(ckpt, "model") or {}
-        if set(saved) != set(params):
-            missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
-            raise CheckpointError(f"{ckpt.path}/model.safetensors does not hold this fine-tune's trainable tensors: "
-                                  f"missing {missing[:3]}, unexpected {unexpected[:3]}; was the method changed?")
-        with torch.no_grad():
-            for name, value in saved.items():
-                params[name].copy_(value)
-        best = load_checkpoint_tensors(ckpt, BEST_FILE)
-        device = next(iter(params.values())).device
-        self.best.state = {n: t.to(device) for n, t in best.items()} if best is not None else None
-        self.best.step = payload["trainer"].get("best_step") if best is not None else None

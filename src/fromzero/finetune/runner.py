@@ -41,15 +41,16 @@ from fromzero.config import dump_yaml, to_dict
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.eval.task_metrics import Scorer, score_outputs
 from fromzero.finetune.freeze import TrainableSummary
+from fromzero.finetune.hooks import FinetuneHooks
 from fromzero.finetune.lora import merge_lora, save_adapter
 from fromzero.finetune.methods import apply_method, build_task_model, head_globs, task_objective
 from fromzero.finetune.predict import task_outputs
 from fromzero.finetune.recipe import FinetuneRecipe, load_finetune_recipe, recipe_dict
-from fromzero.finetune.resume import TrainableCheckpoint, check_can_resume
+from fromzero.finetune.resume import check_can_resume
 from fromzero.finetune.sft import check_sft_base, sft_run_info, write_samples
-from fromzero.finetune.task_dataset import decoder_start_id, load_task_data
+from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task_data
 from fromzero.models import build_model, family_of
-from fromzero.runs import FINETUNE_INFO, load_run
+from fromzero.runs import FINETUNE_INFO, Run, load_run
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
@@ -103,24 +104,6 @@ def _copy_eval_files(recipe: FinetuneRecipe, run_dir: Path) -> dict[str, str]:
     return copied
 
 
-class _BestState:
-    """Keeps a copy of the trainable tensors at the best evaluation (frozen ones never change)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model, self.state, self.step = model, None, None
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        self.step = step
-        self.state = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
-
-    def restore(self) -> None:
-        if self.state is not None:
-            params = dict(self.model.named_parameters())
-            with torch.no_grad():
-                for name, value in self.state.items():
-                    params[name].copy_(value)
-
-
 def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn.Module:
     """Write model.safetensors (LoRA: adapter.safetensors first, then the merged model)."""
     if recipe.method.name == "lora":
@@ -139,24 +122,37 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     :mod:`fromzero.finetune.resume`): the same weights, best selection and metrics as if it had
     never stopped."""
     recipe = load_finetune_recipe(recipe_path, overrides)
+    file = str(recipe_path or "<overrides>")
     run_dir = _run_dir_for(recipe, recipe_path, out)
     if not resume and (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, choose another --out "
                               "or delete it")
     if resume:
         check_can_resume(run_dir, recipe_dict(recipe))
-    _check_inputs(recipe, str(recipe_path or "<overrides>"))
+    _check_inputs(recipe, file)
     base = load_run(recipe.base)
-    sft = recipe.task.kind == "sft"
-    if sft:
-        check_sft_base(base.model_config, recipe.task, str(recipe_path or "<overrides>"))
+    if base.finetuned and base.kind not in ("sft", "seq2seq"):  # those are plain GPT / T5 runs
+        raise ConfigError(f"{file}: base: {recipe.base} is a fine-tuned {base.kind} run with a task head; start "
+                          f"from the run it was fine-tuned from ({base.info.get('base')})")
+    if recipe.task.kind == "sft":
+        check_sft_base(base.model_config, recipe.task, file)
     torch.manual_seed(recipe.seed)
     data = load_task_data(recipe.task, base.tokenizer, decoder_start_id=decoder_start_id(base.model))
     backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
     model = build_task_model(backbone, recipe.task, data.num_labels)
     # sft: the base model's zero-shot replies to the test prompts, before any training
-    base_test = task_outputs(model, data, "test") if sft and recipe.task.eval_base else None
+    base_test = task_outputs(model, data, "test") if recipe.task.kind == "sft" and recipe.task.eval_base else None
     summary, adapted = apply_method(model, recipe)
+    info = _start_run_dir(run_dir, recipe, base, model, data, summary, adapted)
+    if base_test is not None:
+        info["base_test_metrics"] = scorer(base_test)
+        write_samples(run_dir / "samples_test_base.jsonl", base_test)
+    return _train(run_dir, recipe, model, data, scorer, info, summary, progress, resume)
+
+
+def _start_run_dir(run_dir: Path, recipe: FinetuneRecipe, base: Run, model: nn.Module, data: TaskData,
+                   summary: TrainableSummary, adapted: list[str]) -> dict[str, Any]:
+    """Write config.yaml, tokenizer.json, labels.txt and the eval copies; return finetune.json's first part."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(recipe_dict(recipe)))
     base.tokenizer.save(run_dir / "tokenizer.json")
@@ -168,38 +164,36 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
             "trainable_percent": summary.percent, "truncation": {s: str(t) for s, t in data.truncation.items()}}
     if data.vocab is not None:
         write_text(run_dir / "labels.txt", "".join(f"{x}\n" for x in data.vocab.labels))
-    if sft:
+    if recipe.task.kind == "sft":
         info.update(sft_run_info(recipe.task, data))
-    if base_test is not None:
-        info["base_test_metrics"] = scorer(base_test)
-        write_samples(run_dir / "samples_test_base.jsonl", base_test)
+    return info
 
+
+def _train(run_dir: Path, recipe: FinetuneRecipe, model: nn.Module, data: TaskData, scorer: Scorer,
+           info: dict[str, Any], summary: TrainableSummary, progress: bool, resume: bool) -> FinetuneResult:
+    """Train with validation-metric selection, keep the best weights, write model.safetensors and finetune.json."""
     cfg = recipe.train
     val = data.batches("validation", cfg.batch_size)
     cfg = replace(cfg, eval_batches=min(cfg.eval_batches, len(val)))
-    best = _BestState(model)
+    hooks = FinetuneHooks(model, data, scorer, recipe.task.eval_examples or None)
     trainer = Trainer(model, task_objective(recipe.task, data.weights()),
                       data.batches("train", cfg.batch_size, recipe.seed, shuffle=True, grad_accum=cfg.grad_accum),
-                      val, cfg, recipe.optim, run_dir, progress=progress,
-                      eval_fn=lambda m: scorer(task_outputs(m, data, "validation",
-                                                            limit=recipe.task.eval_examples or None)),
-                      select_metric=f"val_{recipe.select_metric}", on_best=best,
-                      checkpoint_content=TrainableCheckpoint(model, best))
+                      val, cfg, recipe.optim, run_dir, hooks=hooks, select_metric=f"val_{recipe.select_metric}",
+                      progress=progress)
     importlib.import_module("torch.utils.tensorboard")  # the logger's import: not training memory
-
     rss_before, _ = _rss_mb()
     t0 = time.perf_counter()
     resumed = latest_checkpoint(trainer.ckpt_dir) if resume else None  # killed before the first: from step 0
     result = trainer.fit(resume=resumed is not None)
     wall = time.perf_counter() - t0
     _, peak = _rss_mb()
-    best.restore()
+    hooks.restore_best()
     _save_weights(trainer.model.cpu(), recipe, run_dir)
     plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=run_dir.name)
     info.update({"train_wall_s": wall, "peak_rss_mb": peak, "train_rss_delta_mb": max(peak - rss_before, 0.0),
                  "memory_method": "resource.getrusage ru_maxrss minus /proc/self/statm RSS before training",
-                 "steps": result.step, "best_step": best.step, "stopped_early": result.stopped_early,
-                 "select_metric": recipe.select_metric, "best_validation": _best_metrics(run_dir, best.step),
+                 "steps": result.step, "best_step": hooks.best_step, "stopped_early": result.stopped_early,
+                 "select_metric": recipe.select_metric, "best_validation": _best_metrics(run_dir, hooks.best_step),
                  "device": str(trainer.device), "threads": torch.get_num_threads(),
                  "resumed_from_step": resumed.step if resumed else None})
     write_text(run_dir / FINETUNE_INFO, json.dumps(info, indent=1))

@@ -134,7 +134,7 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=f"{run_dir.name}")
     entropy = unigram_entropy(train_tokens)
     summary = {"step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
-               "best_val_loss": result.best_val_loss, "val_metrics": result.val_metrics,
+               "best_val_loss": result.best_metric, "val_metrics": result.val_metrics,
                "objective": task.name, "unigram_entropy": entropy,
                "stopped_early": result.stopped_early, "device": str(trainer.device),
                "precision": trainer.precision, "meta": meta, "init": recipe.init}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -30,31 +29,15 @@ from fromzero.config import field, require
 from fromzero.errors import CheckpointError, TrainingDivergedError
 from fromzero.objectives import Objective
 from fromzero.train.checkpoint import (
-    Checkpoint,
     latest_checkpoint,
     load_checkpoint,
     remove_stale_temps,
     save_checkpoint,
 )
+from fromzero.train.hooks import TrainerHooks
 from fromzero.train.loggers import MetricsLogger, plot_losses
 from fromzero.train.optim import OptimConfig, build_optimizer, set_lr
 from fromzero.train.precision import autocast, resolve_device, resolve_precision
-
-
-class CheckpointContent(Protocol):
-    """What a checkpoint stores instead of the whole model, plus named tensor sets saved beside it.
-
-    A fine-tune stores only its trainable tensors (the frozen ones are rebuilt from the base run and the
-    recipe) and its best evaluation's weights, so a resumed run keeps its best-checkpoint selection.
-    """
-
-    def weights(self) -> dict[str, torch.Tensor]: ...
-
-    def extras(self) -> dict[str, dict[str, torch.Tensor]]: ...
-
-    def restore(self, ckpt: Checkpoint, payload: dict[str, Any]) -> None:
-        """Load what :meth:`weights` and :meth:`extras` saved (``payload``: the checkpoint's state.json)."""
-        ...
 
 
 class BatchSource(Protocol):
@@ -98,7 +81,7 @@ class TrainResult:
     step: int
     train_loss: float
     val_loss: float | None
-    best_val_loss: float | None
+    best_metric: float | None  # best value of the selection metric (``select_metric``) over evaluations
     stopped_early: bool
     elapsed_s: float
     val_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -124,15 +107,10 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: Objective, train_data: BatchSource,
                  val_data: BatchSource | None, cfg: TrainConfig, optim: OptimConfig, run_dir: str | Path,
-                 *, progress: bool = True, on_checkpoint: Callable[[int], None] | None = None,
-                 eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, select_metric: str = "val_loss",
-                 on_best: Callable[[int, dict[str, float]], None] | None = None, checkpoints: bool = True,
-                 checkpoint_content: CheckpointContent | None = None) -> None:
-        """``eval_fn(model)`` adds metrics (prefixed ``val_``) to each evaluation, e.g. macro-F1 over the
-        whole validation set; ``select_metric`` (minimised if :func:`lower_is_better`, else maximised) drives
-        early stopping and ``on_best(step, metrics)``, called at each new best evaluation.
-        ``checkpoints=False`` writes none (a run that is never resumed). ``checkpoint_content`` replaces
-        the whole-model weights of each checkpoint (see :class:`CheckpointContent`)."""
+                 *, hooks: TrainerHooks | None = None, select_metric: str = "val_loss", progress: bool = True) -> None:
+        """``select_metric`` (minimised if :func:`lower_is_better`, else maximised) drives early stopping and
+        ``hooks.on_best``; ``hooks`` (:class:`~fromzero.train.hooks.TrainerHooks`) adds evaluation metrics
+        and decides what checkpoints hold."""
         self.cfg, self.optim_cfg, self.run_dir = cfg, optim, Path(run_dir)
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -141,12 +119,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.objective, self.train_data, self.val_data = objective, train_data, val_data
         self.optimizer = build_optimizer(self.model, optim)
-        self.progress, self.on_checkpoint, self.checkpoints = progress, on_checkpoint, checkpoints
+        self.progress, self.hooks, self.select_metric = progress, hooks or TrainerHooks(), select_metric
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.eval_fn, self.select_metric, self.on_best = eval_fn, select_metric, on_best
-        self.checkpoint_content = checkpoint_content
-        # "best_val_loss" holds the best value of select_metric (the name predates selection by metric)
-        self.state: dict[str, Any] = {"best_val_loss": None, "bad_evals": 0, "tokens": 0, "best_step": None}
+        self.state: dict[str, Any] = {"best_metric": None, "bad_evals": 0, "tokens": 0, "best_step": None}
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -168,8 +143,7 @@ class Trainer:
         means = {f"val_{k}": v / max(weight, 1) for k, v in totals.items()}
         if "val_loss" in means:
             means["val_ppl"] = math.exp(min(means["val_loss"], 50.0))
-        if self.eval_fn is not None:
-            means.update({f"val_{k}": float(v) for k, v in self.eval_fn(self.model).items()})
+        means.update({f"val_{k}": float(v) for k, v in self.hooks.extra_metrics(self.model).items()})
         self.model.train(was_training)
         return means
 
@@ -212,28 +186,28 @@ class Trainer:
         ckpt = latest_checkpoint(self.ckpt_dir)
         if ckpt is None:
             raise CheckpointError(f"no checkpoint in {self.ckpt_dir}; run without --resume to start fresh")
-        content = self.checkpoint_content
-        payload = load_checkpoint(ckpt, self.model if content is None else None, self.optimizer)
-        self.state.update(payload["trainer"])
-        if content is not None:
-            content.restore(ckpt, payload)
+        payload = load_checkpoint(ckpt, None if self.hooks.owns_weights else self.model, self.optimizer)
+        trainer_state = dict(payload["trainer"])
+        if "best_val_loss" in trainer_state:  # checkpoints written before the key was renamed
+            trainer_state["best_metric"] = trainer_state.pop("best_val_loss")
+        self.state.update(trainer_state)
+        self.hooks.restore(ckpt, payload)
         return ckpt.step
 
     def _checkpoint(self, step: int) -> None:
         state = {"trainer": dict(self.state), "data": {"next_step": step}}
-        content = self.checkpoint_content
+        hooks = self.hooks
         save_checkpoint(self.ckpt_dir, step, self.model, self.optimizer, state, keep_last=self.cfg.keep_last,
-                        weights=content.weights() if content else None, extras=content.extras() if content else None)
+                        weights=hooks.checkpoint_weights() if hooks.owns_weights else None,
+                        extras=hooks.checkpoint_extras())
         plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "plots" / "loss.png")
-        if self.on_checkpoint:
-            self.on_checkpoint(step)
 
     def _improved(self, value: float, step: int) -> bool:
-        best, delta = self.state["best_val_loss"], self.cfg.early_stop_min_delta
+        best, delta = self.state["best_metric"], self.cfg.early_stop_min_delta
         minimise = lower_is_better(self.select_metric)
         better = best is None or (value < best - delta if minimise else value > best + delta)
         if better:
-            self.state["best_val_loss"], self.state["bad_evals"], self.state["best_step"] = value, 0, step
+            self.state["best_metric"], self.state["bad_evals"], self.state["best_step"] = value, 0, step
             return True
         self.state["bad_evals"] += 1
         return False
@@ -271,21 +245,18 @@ class Trainer:
                     val_loss, score = metrics.get("val_loss"), metrics.get(self.select_metric)
                     logger.log({"step": done, **metrics})
                     if score is not None and self._improved(score, done):
-                        if self.on_best:
-                            self.on_best(done, metrics)
+                        self.hooks.on_best(done, metrics)
                     elif score is not None and cfg.early_stop_patience \
                             and self.state["bad_evals"] >= cfg.early_stop_patience:
                         stopped_early = True
                 bar.update(1)
-                if self.checkpoints and ((cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps
-                                         or stopped_early):
+                if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps or stopped_early:
                     self._checkpoint(done)
                 if stopped_early:
                     break
         finally:
             bar.close()
             logger.close()
-        best = self.state["best_val_loss"] if self.select_metric == "val_loss" else None
-        return TrainResult(step=done, train_loss=loss, val_loss=val_loss, best_val_loss=best,
+        return TrainResult(step=done, train_loss=loss, val_loss=val_loss, best_metric=self.state["best_metric"],
                            stopped_early=stopped_early, elapsed_s=time.time() - t0, val_metrics=metrics,
                            best_step=self.state.get("best_step"))
