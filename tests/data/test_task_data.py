@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from fromzero.data.labels import LabelVocab, class_weights
 from fromzero.data.task_data import (
-    LabelVocab,
     QAExample,
     TaggedSentence,
     TextExample,
-    TruncationStats,
-    class_weights,
     encode_labels,
     encode_multi_labels,
-    fit_length,
-    fit_pair,
     label_vocab,
     read_conll,
     read_squad,
@@ -26,6 +22,7 @@ from fromzero.data.task_data import (
     regression_targets,
     tag_vocab,
 )
+from fromzero.data.truncation import TruncationStats, fit_length, fit_pair
 from fromzero.errors import DataError
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fromzero.data.task_data import LabelVocab, QAExample, TaggedSentence, TextExample, TruncationStats
+from fromzero.data.labels import LabelVocab
+from fromzero.data.task_data import QAExample, TaggedSentence, TextExample
 from fromzero.data.task_encoding import (
     Framing,
     TaskBatches,
@@ -15,6 +16,7 @@ from fromzero.data.task_encoding import (
     encode_tagging,
 )
 from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
+from fromzero.data.truncation import TruncationStats
 from fromzero.errors import ConfigError, DataError
 
 TEXTS = ["John lives in Paris.", "Ada Lovelace wrote the first program.", "the cat sat on the mat"] * 20

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 
 from fromzero.cli import main
 from fromzero.data.seq2seq_data import IGNORE_INDEX, collate_seq2seq, encode_seq2seq
-from fromzero.data.task_data import TextPair, TruncationStats
+from fromzero.data.task_data import TextPair
+from fromzero.data.truncation import TruncationStats
 from fromzero.errors import DataError
 from fromzero.finetune.evaluate import load_finetuned
 from fromzero.generation import SamplingConfig, seq2seq_text

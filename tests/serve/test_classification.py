@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from fromzero.cli import main
-from fromzero.data.task_data import fit_length
 from fromzero.data.task_encoding import Framing
+from fromzero.data.truncation import fit_length
 from fromzero.finetune.evaluate import load_finetuned
 from fromzero.runs import load_run
 from fromzero.serve import BackgroundServer, Engine, ServeLimits, create_app

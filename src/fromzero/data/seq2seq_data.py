@@ -27,9 +27,10 @@ from pathlib import Path
 
 import torch
 
-from fromzero.data.task_data import TextPair, TruncationPolicy, TruncationStats, iter_jsonl_objects, read_tsv_pairs
+from fromzero.data.task_data import TextPair, iter_jsonl_objects, read_tsv_pairs
 from fromzero.data.task_encoding import IGNORE_INDEX, TaskBatches
 from fromzero.data.tokenizers import Tokenizer
+from fromzero.data.truncation import TruncationPolicy, TruncationStats
 from fromzero.errors import ConfigError, DataError
 
 Feature = dict[str, list[int]]

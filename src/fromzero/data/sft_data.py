@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from fromzero.data.chat_template import ROLES, ChatTemplate
-from fromzero.data.task_data import TruncationPolicy, TruncationStats, iter_jsonl_objects
+from fromzero.data.task_data import iter_jsonl_objects
 from fromzero.data.tokenizers import Tokenizer
+from fromzero.data.truncation import TruncationPolicy, TruncationStats
 from fromzero.errors import DataError
 
 IGNORE_INDEX = -100

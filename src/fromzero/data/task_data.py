@@ -1,4 +1,4 @@
-"""Labelled task data: readers for the common file formats, label vocabularies, a truncation policy.
+"""Labelled task data: readers for the common file formats, and the labels of what they read.
 
 Formats (UTF-8; a leading byte-order mark is accepted):
 
@@ -15,13 +15,8 @@ Every error is a :class:`DataError` naming the file and line (or JSON path)
 and the fix. Each example keeps ``where`` ("file:line") so later errors,
 e.g. an unknown label, point back into the file.
 
-Truncation policy for sequences longer than the model allows
-(:func:`fit_length`, :func:`fit_pair`): ``truncate`` (default) cuts tokens
-from the end (for pairs, from the longer segment first, as BERT's
-``truncate_seq_pair``) and counts what it cut in :class:`TruncationStats`,
-which callers report; ``error`` stops at the first over-long example, naming
-it. Extractive QA cuts only the context; an answer that falls outside it is
-counted and that question is scored as unanswerable by the encoder.
+Label sets are :class:`fromzero.data.labels.LabelVocab`; the truncation
+policy for over-long sequences is :mod:`fromzero.data.truncation`.
 """
 
 from __future__ import annotations
@@ -29,16 +24,14 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from fromzero.data.labels import Label, LabelVocab
 from fromzero.errors import DataError
 
-TruncationPolicy = Literal["truncate", "error"]
-Label = str | int | float | tuple[str, ...]
 _BIO = re.compile(r"^(O|[BIES]-.+)$")
 
 
@@ -296,62 +289,7 @@ def read_tsv_pairs(path: str | Path, *, source_col: int = 0, target_col: int = 1
     return _nonempty(pairs, path, "pairs")
 
 
-# ------------------------------------------------------------------------------------------------- labels
-
-
-def _natural_key(label: str) -> tuple[int, float, str]:
-    try:
-        return 0, float(label), label  # numeric labels in numeric order: "2" before "10"
-    except ValueError:
-        return 1, 0.0, label
-
-
-class LabelVocab:
-    """A fixed, ordered label set: label string <-> class id."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        labels = [str(x) for x in labels]
-        dupes = sorted(k for k, c in Counter(labels).items() if c > 1)
-        if dupes:
-            raise DataError(f"label list repeats {dupes}; list each label once")
-        if not labels:
-            raise DataError("the label list is empty; give at least one label")
-        self.labels = labels
-        self._index = {x: i for i, x in enumerate(labels)}
-
-    @classmethod
-    def build(cls, labels: Iterable[Label], first: Sequence[str] = ()) -> LabelVocab:
-        """Every label seen (multi-label tuples flattened), ``first`` ones first, the rest in natural order."""
-        seen: set[str] = set()
-        for label in labels:
-            seen.update(label if isinstance(label, tuple) else (str(label),))
-        head = [x for x in first if x in seen]
-        return cls(head + sorted(seen - set(head), key=_natural_key))
-
-    def encode(self, label: Label, where: str = "") -> int:
-        """Class id of ``label``; an unknown label is a DataError naming ``where`` and the known labels."""
-        key = str(label)
-        if key not in self._index:
-            shown = ", ".join(repr(x) for x in self.labels[:20]) + (", ..." if len(self.labels) > 20 else "")
-            raise DataError(f"{where or 'data'}: unknown label {key!r} (known: {shown}); fix the row or add the "
-                            "label to the label list")
-        return self._index[key]
-
-    def decode(self, index: int) -> str:
-        """The label string of class id ``index``."""
-        return self.labels[index]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __contains__(self, label: object) -> bool:
-        return str(label) in self._index
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelVocab) and other.labels == self.labels
-
-    def __repr__(self) -> str:
-        return f"LabelVocab({self.labels!r})"
+# ------------------------------------------------------------------------------- labels of examples
 
 
 def label_vocab(examples: Sequence[TextExample]) -> LabelVocab:
@@ -396,70 +334,3 @@ def regression_targets(examples: Sequence[TextExample]) -> list[float]:
         except ValueError:
             raise DataError(f"{e.where}: label {e.label!r} is not a number; regression needs numeric labels") from None
     return out
-
-
-def class_weights(label_ids: Sequence[int], num_classes: int) -> list[float]:
-    """Balanced class weights n / (K * n_k) (scikit-learn's "balanced"); unseen classes count as seen once."""
-    counts = Counter(label_ids)
-    n = len(label_ids)
-    return [n / (num_classes * max(counts.get(k, 0), 1)) for k in range(num_classes)]
-
-
-# ---------------------------------------------------------------------------------------------- truncation
-
-
-@dataclass
-class TruncationStats:
-    """How many sequences the truncation policy cut, and how many tokens (and QA answers) it dropped."""
-
-    seen: int = 0
-    truncated: int = 0
-    tokens_dropped: int = 0
-    answers_lost: int = 0
-
-    def __str__(self) -> str:
-        text = f"truncated {self.truncated} of {self.seen} sequences ({self.tokens_dropped} tokens dropped)"
-        return text + (f"; {self.answers_lost} answers fell outside the context" if self.answers_lost else "")
-
-
-def _too_long(where: str, n: int, max_tokens: int) -> DataError:
-    return DataError(f"{where or 'data'}: {n} tokens exceed the limit of {max_tokens}; shorten the text, raise the "
-                     "maximum length, or set truncation: truncate")
-
-
-def fit_length(ids: Sequence[int], max_tokens: int, policy: TruncationPolicy = "truncate", where: str = "",
-               stats: TruncationStats | None = None) -> list[int]:
-    """At most ``max_tokens`` ids: the first ones (``truncate``) or a DataError (``error``)."""
-    ids = list(ids)
-    if stats is not None:
-        stats.seen += 1
-    if len(ids) <= max_tokens:
-        return ids
-    if policy == "error":
-        raise _too_long(where, len(ids), max_tokens)
-    if stats is not None:
-        stats.truncated += 1
-        stats.tokens_dropped += len(ids) - max_tokens
-    return ids[:max_tokens]
-
-
-def fit_pair(a: Sequence[int], b: Sequence[int], max_tokens: int, policy: TruncationPolicy = "truncate",
-             where: str = "", stats: TruncationStats | None = None) -> tuple[list[int], list[int]]:
-    """Fit two segments into ``max_tokens`` together, dropping the last token of the longer one at a time."""
-    a, b = list(a), list(b)
-    if stats is not None:
-        stats.seen += 1
-    excess = len(a) + len(b) - max_tokens
-    if excess <= 0:
-        return a, b
-    if policy == "error":
-        raise _too_long(where, len(a) + len(b), max_tokens)
-    while len(a) + len(b) > max_tokens:
-        if len(a) > len(b):
-            a.pop()
-        else:
-            b.pop()
-    if stats is not None:
-        stats.truncated += 1
-        stats.tokens_dropped += excess
-    return a, b

@@ -29,18 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from fromzero.data.labels import LabelVocab
 from fromzero.data.loader import IGNORE_INDEX, batch_seed
-from fromzero.data.task_data import (
-    LabelVocab,
-    QAExample,
-    TaggedSentence,
-    TextExample,
-    TruncationPolicy,
-    TruncationStats,
-    fit_length,
-    fit_pair,
-)
+from fromzero.data.task_data import QAExample, TaggedSentence, TextExample
 from fromzero.data.tokenizers import Tokenizer
+from fromzero.data.truncation import TruncationPolicy, TruncationStats, fit_length, fit_pair
 from fromzero.errors import ConfigError, DataError
 
 Feature = dict[str, Any]

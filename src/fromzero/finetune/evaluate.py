@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from fromzero.atomic import write_text
-from fromzero.data.task_data import LabelVocab
+from fromzero.data.labels import LabelVocab
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError
 from fromzero.eval.metrics import confusion, plot_confusion_matrix

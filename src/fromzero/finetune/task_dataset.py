@@ -17,12 +17,10 @@ from typing import Any
 from torch import nn
 
 from fromzero.data.chat_template import get_chat_template
+from fromzero.data.labels import LabelVocab, class_weights
 from fromzero.data.seq2seq_data import Seq2SeqBatches, encode_seq2seq, read_seq2seq_pairs
 from fromzero.data.sft_data import SFTTruncationStats, encode_conversations, read_sft
 from fromzero.data.task_data import (
-    LabelVocab,
-    TruncationStats,
-    class_weights,
     encode_labels,
     encode_multi_labels,
     label_vocab,
@@ -43,6 +41,7 @@ from fromzero.data.task_encoding import (
     encode_tagging,
 )
 from fromzero.data.tokenizers import Tokenizer
+from fromzero.data.truncation import TruncationStats
 from fromzero.finetune.recipe import TaskConfig
 
 SPLITS = ("train", "validation", "test")

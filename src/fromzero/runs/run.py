@@ -27,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from fromzero.config import load_yaml
-from fromzero.data.task_data import LabelVocab
+from fromzero.data.labels import LabelVocab
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, model_config

@@ -34,8 +34,8 @@ from typing import Literal
 import torch
 
 from fromzero.data.chat_template import ChatTemplate, get_chat_template
-from fromzero.data.task_data import fit_length, fit_pair
 from fromzero.data.task_encoding import Framing
+from fromzero.data.truncation import fit_length, fit_pair
 from fromzero.errors import CheckpointError, DataError
 from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
 from fromzero.models import family_of
