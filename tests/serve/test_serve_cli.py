@@ -11,7 +11,7 @@ from fromzero.serve.auth import API_KEY_ENV, resolve_api_key
 
 
 def test_defaults_bind_locally() -> None:
-    args = build_parser().parse_args(["serve", "runs/x"])
+    args = build_parser()[0].parse_args(["serve", "runs/x"])
     assert (args.host, args.port, args.api_key, args.max_queue) == ("127.0.0.1", 8000, None, 64)
 
 

@@ -108,7 +108,7 @@ def test_info_reports_parameters_and_flops(tiny_run: Path, capsys: pytest.Captur
 
 
 def test_info_on_recipe_with_overrides(capsys: pytest.CaptureFixture) -> None:
-    recipe = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"
+    recipe = Path(__file__).parents[2] / "recipes" / "quickstart.yaml"
     assert main(["info", str(recipe), "--model.n_layer=2"]) == 0
     assert '"n_layer": 2' in capsys.readouterr().out
 

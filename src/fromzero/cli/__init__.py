@@ -1,0 +1,72 @@
+"""The ``fromzero`` command: parse arguments and dispatch to one module per group of subcommands.
+
+No logic lives here: each handler calls the package and prints what it returns. User errors
+(:class:`fromzero.errors.FromZeroError`) print as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fromzero.cli import data, evaluation, inference, interop, training
+from fromzero.cli.handlers import Handler
+from fromzero.errors import FromZeroError
+
+USAGE_EXAMPLES = """examples:
+  fromzero prepare bundled:pride_and_prejudice --out data/pp --tokenizer char
+  fromzero pretrain recipes/quickstart.yaml --out runs/qs --train.max_steps=50
+  fromzero pretrain recipes/quickstart.yaml --out runs/qs --resume
+  fromzero generate runs/qs --prompt "Elizabeth" --max-tokens 200 --temperature 0.8
+  fromzero eval runs/qs --data my_heldout.txt
+  fromzero info runs/qs
+  fromzero serve runs/qs --port 8000
+  fromzero import-hf path/to/hf_checkpoint runs/imported
+  fromzero export-hf runs/qs exported/qs
+  fromzero prepare-task trec data/trec
+  fromzero finetune recipes/finetune_trec_lora.yaml --optim.lr=1e-3
+  fromzero finetune recipes/finetune_trec_lora.yaml --resume   # continue an interrupted fine-tune
+  fromzero info runs/finetune_trec_lora           # base, task, method, parameters, best and test metrics
+  fromzero eval runs/finetune_trec_lora           # test metrics of a fine-tuned run
+  fromzero prepare-task trec-instruct runs/data/trec-instruct
+  fromzero finetune recipes/sft_trec_instruct.yaml
+  fromzero generate runs/sft_trec_instruct --chat --greedy --prompt $'Who wrote Emma ?\\nWhat kind of answer?'
+  fromzero self-train recipes/finetune_trec_lora.yaml --unlabeled pool.jsonl --rounds 3 --threshold 0.9
+"""
+
+# commands whose recipes take --section.key=value overrides
+TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    """The argument parser and the handler of every subcommand."""
+    parser = argparse.ArgumentParser(prog="fromzero", description="Develop large models from zero.",
+                                     epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    handlers: dict[str, Handler] = {}
+    for group in (data, training, inference, evaluation, interop):
+        handlers.update(group.add_commands(sub))
+    return parser, handlers
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``fromzero`` with ``argv`` (default: the command line); returns the exit code."""
+    parser, handlers = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if a.startswith("--") and "=" in a]
+    unknown = [a for a in extra if a not in overrides]
+    if unknown or (overrides and args.command not in TAKES_OVERRIDES):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    args.overrides = overrides
+    try:
+        return handlers[args.command](args)
+    except FromZeroError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact (use --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

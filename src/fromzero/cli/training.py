@@ -1,0 +1,104 @@
+"""``fromzero pretrain``, ``fromzero finetune`` and ``fromzero self-train``: recipe-driven training runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fromzero.cli.handlers import Handler
+from fromzero.cli.reports import print_finetune_eval
+
+
+def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
+    """Add the subcommands of this module; returns their handlers by name."""
+    p = sub.add_parser("pretrain", help="pretrain a model from a recipe; extra --section.key=value override it")
+    p.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in defaults)")
+    p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in the run directory")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
+
+    p = sub.add_parser("finetune", help="fine-tune a run directory on a task from a recipe (full, partial, LoRA)")
+    p.add_argument("recipe", nargs="?", help="fine-tuning recipe YAML; extra --section.key=value override it")
+    p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted fine-tune from its latest checkpoint (same base/task/method/seed)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
+
+    p = sub.add_parser("self-train", help="self-training: fine-tune, pseudo-label an unlabeled pool, retrain")
+    p.add_argument("recipe", help="fine-tuning recipe YAML (its train file is the labeled set); --section.key=value")
+    p.add_argument("--unlabeled", required=True, help="JSONL pool with a text field (a gold label only reports)")
+    p.add_argument("--rounds", type=int, default=3, help="pseudo-labeling rounds after the labeled-only run")
+    p.add_argument("--threshold", type=float, default=0.9, help="minimum top-class probability to pseudo-label")
+    p.add_argument("--max-per-round", type=int, default=None, help="most pseudo labels one round adds")
+    p.add_argument("--per-class-balance", action="store_true", help="as many per predicted class as the rarest")
+    p.add_argument("--out", help="output folder (default: the recipe's out, else runs/<recipe>_self_training)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    return {"pretrain": _pretrain, "finetune": _finetune, "self-train": _self_train}
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    if args.help_config:
+        from fromzero.config import describe
+        from fromzero.pretrain.recipe import PretrainRecipe
+
+        print("\n".join(describe(PretrainRecipe)))
+        return 0
+    from fromzero.pretrain.runner import pretrain
+
+    result = pretrain(args.recipe, args.overrides, out=args.out, resume=args.resume, progress=not args.no_progress)
+    tr = result.train
+    print(f"\nrun directory: {result.run_dir}")
+    val = f"{tr.val_loss:.4f}" if tr.val_loss is not None else "n/a"
+    baseline = f" (unigram-entropy baseline {result.unigram_entropy:.4f} nats/token)" \
+        if result.objective == "causal_lm" else ""
+    print(f"step {tr.step}: train loss {tr.train_loss:.4f}, val loss {val}{baseline}, {tr.elapsed_s:.0f}s"
+          + (" [stopped early]" if tr.stopped_early else ""))
+    if result.objective != "causal_lm":
+        print("validation: " + ", ".join(f"{k[4:]} {v:.4f}" for k, v in tr.val_metrics.items()
+                                         if k.endswith("accuracy") or k.endswith("_loss"))
+              + f"  (baselines: fromzero eval {result.run_dir})")
+    for i, text in enumerate(result.samples, 1):
+        print(f"\n--- sample {i} ---\n{text}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    if args.help_config:
+        from fromzero.config import describe
+        from fromzero.finetune.recipe import FinetuneRecipe
+
+        print("\n".join(describe(FinetuneRecipe)))
+        return 0
+    from fromzero.finetune.evaluate import evaluate_finetuned_run
+    from fromzero.finetune.runner import finetune
+
+    run_dir = finetune(args.recipe, args.overrides, out=args.out, progress=not args.no_progress,
+                       resume=args.resume).run_dir
+    saved = evaluate_finetuned_run(run_dir)
+    print(f"\nrun directory: {run_dir}")
+    print_finetune_eval(run_dir, saved)
+    return 0
+
+
+def _self_train(args: argparse.Namespace) -> int:
+    from fromzero.config import from_dict
+    from fromzero.finetune.self_training import REPORT_FILE, SelfTrainingConfig, self_train
+
+    cfg = from_dict(SelfTrainingConfig, {"rounds": args.rounds, "threshold": args.threshold,
+                                         "max_per_round": args.max_per_round,
+                                         "per_class_balance": args.per_class_balance}, file="self-train")
+    report = self_train(args.recipe, args.unlabeled, cfg, out=args.out, overrides=args.overrides,
+                        progress=not args.no_progress)
+    metric = next(iter(report["rounds"][0]["test"]), None)
+    print(f"\n{report['pool_size']:,} unlabeled rows; round: added (pseudo-label accuracy), test {metric}")
+    for r in report["rounds"]:
+        acc = "n/a" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        print(f"  {r['round']}: +{r['added']:,} (total {r['cumulative']:,}, accuracy {acc}), "
+              f"test {r['test'].get(metric, float('nan')):.4f}")
+    if "stopped" in report:
+        print(f"  stopped: {report['stopped']}")
+    print(f"report: {Path(report['out']) / REPORT_FILE}")
+    return 0
