@@ -9,7 +9,8 @@ Families: GPT-2, Llama-style decoders, BERT (+ MLM / NSP / task heads), T5 and T
 See docs/10-hugging-face-interop.md.
 """
 
-from fromzero.interop.hf import HFExport, ImportedModel, export_model, load_hf_model, read_checkpoint, to_hf_checkpoint
+from fromzero.interop.hf import HFExport, ImportedModel, export_model, load_hf_model, to_hf_checkpoint
+from fromzero.interop.hf_files import read_checkpoint
 from fromzero.interop.hf_hub import resolve_source
 from fromzero.interop.hf_run import ImportReport, export_run, import_to_run
 from fromzero.interop.hf_tokenizer import load_hf_tokenizer, save_hf_tokenizer
