@@ -126,27 +126,12 @@ def prepare_corpus(
     val = _gather(stream, chunk_tokens, val_chunks)
 
     out = Path(out_dir)
-    info = ShardInfo(
-        out_dir=out,
-        tokenizer_path=out / "tokenizer.json",
-        train_path=out / "train.bin",
-        val_path=out / "val.bin",
-        meta_path=out / "meta.json",
-        meta={
-            "dtype": stream.dtype.name,
-            "vocab_size": tokenizer.vocab_size,
-            "train_tokens": int(train.size),
-            "val_tokens": int(val.size),
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "chunk_tokens": chunk_tokens,
-            "val_chunks": val_chunks,
-            "sources": [str(s) for s in inputs],
-            "documents": len(texts),
-            "tokenizer_kind": tokenizer.kind,
-            "format_version": FORMAT_VERSION,
-        },
-    )
+    meta = {"dtype": stream.dtype.name, "vocab_size": tokenizer.vocab_size, "train_tokens": int(train.size),
+            "val_tokens": int(val.size), "seed": seed, "val_fraction": val_fraction, "chunk_tokens": chunk_tokens,
+            "val_chunks": val_chunks, "sources": [str(s) for s in inputs], "documents": len(texts),
+            "tokenizer_kind": tokenizer.kind, "format_version": FORMAT_VERSION}
+    info = ShardInfo(out_dir=out, tokenizer_path=out / "tokenizer.json", train_path=out / "train.bin",
+                     val_path=out / "val.bin", meta_path=out / "meta.json", meta=meta)
     tokenizer.save(info.tokenizer_path)
     _write_array(info.train_path, train)
     _write_array(info.val_path, val)
