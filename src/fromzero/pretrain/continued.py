@@ -16,7 +16,7 @@ ordinary run directory, so ``fromzero finetune`` can start from it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -24,10 +24,6 @@ from fromzero.config import load_yaml
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.runs import find_weights, load_weights
-
-if TYPE_CHECKING:  # the recipe module imports this one
-    from fromzero.pretrain.recipe import PretrainRecipe
-
 
 # Model fields a continued run may change: they leave every weight's shape as it is.
 CONTINUED_MODEL_OVERRIDES = ("dropout", "attn_dropout")
@@ -64,29 +60,29 @@ def continued_recipe_data(data: dict[str, Any], file: str) -> dict[str, Any]:
     return out
 
 
-def init_tokenizer(recipe: PretrainRecipe, specials: list[str]) -> Tokenizer:
+def init_tokenizer(init: str, specials: list[str]) -> Tokenizer:
     """The ``init`` run's tokenizer, which must hold every special token the objective uses."""
-    tokenizer = Tokenizer.load(Path(recipe.init) / "tokenizer.json")
+    tokenizer = Tokenizer.load(Path(init) / "tokenizer.json")
     missing = [t for t in specials if tokenizer.token_to_id(t) is None]
     if missing:
-        raise ConfigError(f"init: {recipe.init}/tokenizer.json has no {', '.join(missing)} token(s), which the "
+        raise ConfigError(f"init: {init}/tokenizer.json has no {', '.join(missing)} token(s), which the "
                           "objective needs; continue with an objective the run was trained for")
     return tokenizer
 
 
-def load_init_weights(model: torch.nn.Module, recipe: PretrainRecipe, task_name: str) -> None:
+def load_init_weights(model: torch.nn.Module, init: str, task_name: str) -> None:
     """Start from the ``init`` run's weights; its heads must cover the objective."""
     cfg = model.config
     if task_name == "masked_lm" and not getattr(cfg, "mlm_head", True):
-        raise ConfigError(f"init: {recipe.init} has no masked-LM head (an encoder-only import); continued "
+        raise ConfigError(f"init: {init} has no masked-LM head (an encoder-only import); continued "
                           "masked-LM pretraining needs one: import a *ForMaskedLM / *ForPreTraining checkpoint")
-    weights = find_weights(Path(recipe.init))
+    weights = find_weights(Path(init))
     if weights is None:
-        raise CheckpointError(f"init: {recipe.init} has no model.safetensors and no checkpoint; train it first")
-    load_weights(model, weights, f"{recipe.init}/config.yaml")
+        raise CheckpointError(f"init: {init} has no model.safetensors and no checkpoint; train it first")
+    load_weights(model, weights, f"{init}/config.yaml")
 
 
-def check_nsp_head(model_cfg: Any, objective_cfg: Any, recipe: PretrainRecipe) -> None:
+def check_nsp_head(model_cfg: Any, objective_cfg: Any, init: str) -> None:
     if getattr(objective_cfg, "nsp", False) and not getattr(model_cfg, "nsp_head", True):
-        raise ConfigError(f"objective.nsp: {recipe.init} has no next-sentence head; continue with "
+        raise ConfigError(f"objective.nsp: {init} has no next-sentence head; continue with "
                           "--objective.nsp=false")

@@ -65,14 +65,14 @@ def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress:
     if recipe.data.prepared:
         shards, prepared = load_shards(recipe.data.prepared), Path(recipe.data.prepared)
         if recipe.init and (Tokenizer.load(prepared / "tokenizer.json").hf.get_vocab()
-                            != init_tokenizer(recipe, specials).hf.get_vocab()):
+                            != init_tokenizer(recipe.init, specials).hf.get_vocab()):
             raise ConfigError(f"data.prepared: {prepared} was encoded with another tokenizer than init's "
                               f"({recipe.init}); use data.inputs to encode the text with init's tokenizer")
         return shards, prepared
     if resume and (data_dir / "meta.json").exists():
         return load_shards(data_dir), data_dir
     if recipe.init:
-        prepare_corpus(recipe.data.inputs, data_dir, tokenizer=init_tokenizer(recipe, specials),
+        prepare_corpus(recipe.data.inputs, data_dir, tokenizer=init_tokenizer(recipe.init, specials),
                        val_fraction=recipe.data.val_fraction, seed=recipe.seed, text_field=recipe.data.text_field,
                        progress=progress)
         return load_shards(data_dir), data_dir
@@ -120,8 +120,8 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     torch.manual_seed(recipe.seed)  # init depends only on the seed, not on data preparation
     model = build_model(model_cfg)
     if recipe.init:
-        check_nsp_head(model_cfg, objective_cfg, recipe)
-        load_init_weights(model, recipe, task.name)
+        check_nsp_head(model_cfg, objective_cfg, recipe.init)
+        load_init_weights(model, recipe.init, task.name)
     seq_len = recipe.train.seq_len or context_length(model_cfg)
     train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
                                       recipe.seed, objective_cfg)
