@@ -225,3 +225,14 @@ def test_initial_counts_as_done_but_not_in_the_rate(clock: FakeClock) -> None:
 
 def test_duration_format() -> None:
     assert [_duration(s) for s in (0, 40, 135, 372, 3725)] == ["0s", "40s", "2m15s", "6m12s", "1h02m05s"]
+
+
+def test_silenced_disables_every_reporter_inside_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    with progress_module.silenced():
+        for _ in progress(range(3), total=3, desc="quiet", file=out, interval=0):
+            pass
+    assert out.getvalue() == ""
+    for _ in progress(range(3), total=3, desc="loud", file=out, interval=0):
+        pass
+    assert "loud: 3/3" in out.getvalue()

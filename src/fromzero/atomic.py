@@ -2,16 +2,24 @@
 
 A reader sees either the old file or the complete new one, never a torn
 write, even if the process is killed mid-write (POSIX rename is atomic
-within a filesystem).
+within a filesystem). A write that fails because the disk is full raises
+:class:`~fromzero.errors.DiskFullError` naming the folder; the temp file is
+removed and the old file, if any, is untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from fromzero.errors import DiskFullError
+
+# safetensors reports a full disk as text inside its own error type, not as an errno
+_DISK_FULL_TEXT = ("No space left on device", "StorageFull", "Disk quota exceeded")
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -23,12 +31,30 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """True if ``err`` says the disk or the quota is full (an OSError's errno, or a library's message)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(text in str(err) for text in _DISK_FULL_TEXT)
+
+
+def disk_full_error(folder: str | Path, what: str) -> DiskFullError:
+    """The one-line error for a write into ``folder`` that failed on a full disk."""
+    return DiskFullError(f"{folder}: the disk is full; {what} was not written (nothing half-written is left); "
+                         "free some space and run again")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync it and rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full_error(path.parent, path.name) from None
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,6 +63,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
+    except Exception as err:
+        if is_disk_full(err):
+            raise disk_full_error(path.parent, path.name) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 DEFAULT_INTERVAL = 30.0
 INTERVAL_ENV = "FROMZERO_PROGRESS_INTERVAL"
+_silenced = 0  # > 0 inside `silenced()`: every reporter is disabled (a command's --no-progress)
 
 
 def _now() -> float:
@@ -173,5 +174,16 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
     `interval` is the seconds between plain lines: default `$FROMZERO_PROGRESS_INTERVAL`, else 30.
     `enabled=False` prints nothing at all.
     """
-    return Progress(iterable, total=total, desc=desc, unit=unit, enabled=enabled, initial=initial, leave=leave,
-                    file=file, interval=interval)
+    return Progress(iterable, total=total, desc=desc, unit=unit, enabled=enabled and not _silenced, initial=initial,
+                    leave=leave, file=file, interval=interval)
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """Inside this block no reporter prints anything (what a command's ``--no-progress`` means everywhere)."""
+    global _silenced
+    _silenced += 1
+    try:
+        yield
+    finally:
+        _silenced -= 1

@@ -7,11 +7,13 @@ No logic lives here: each handler calls the package and prints what it returns. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from fromzero.cli import data, evaluation, inference, interop, training
 from fromzero.cli.handlers import Handler
-from fromzero.errors import FromZeroError
+from fromzero.errors import FromZeroError, TrainingStopped
+from fromzero.progress import silenced
 
 USAGE_EXAMPLES = """examples:
   fromzero prepare bundled:pride_and_prejudice --out data/pp --tokenizer char
@@ -59,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
     try:
-        return handlers[args.command](args)
+        with silenced() if getattr(args, "no_progress", False) else contextlib.nullcontext():
+            return handlers[args.command](args)
+    except TrainingStopped as err:  # a stop signal, not an error: the checkpoint is written
+        print(err, file=sys.stderr)
+        return err.exit_code
     except FromZeroError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fromzero.cli.handlers import Handler
+from fromzero.cli.handlers import Handler, add_no_progress
 from fromzero.errors import FromZeroError
 
 
@@ -19,12 +19,14 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    add_no_progress(p)
 
     p = sub.add_parser("prepare-task", help="write an offline task dataset as train/validation/test JSONL")
     p.add_argument("dataset", nargs="?", help="dataset name, e.g. trec (`fromzero prepare-task --list` lists them)")
     p.add_argument("--list", action="store_true", help="list the datasets with a line about each, and exit")
     p.add_argument("out_dir", nargs="?", help="folder for the prepared files")
     p.add_argument("--seed", type=int, default=0, help="fixes the train/validation/test split")
+    add_no_progress(p)
 
     return {"prepare": _prepare, "prepare-task": _prepare_task}
 

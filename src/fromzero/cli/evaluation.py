@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fromzero.cli.handlers import Handler
+from fromzero.cli.handlers import Handler, add_no_progress
 from fromzero.cli.reports import print_finetune_eval
 
 
@@ -23,6 +23,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--stride", type=int, default=None, help="window stride (default: seq-len, no overlap)")
     p.add_argument("--batches", type=int, default=20, help="validation batches (masked LM, span corruption)")
+    add_no_progress(p)
 
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
     p.add_argument("target", help="run directory or recipe YAML")

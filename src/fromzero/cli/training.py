@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fromzero.cli.handlers import Handler
+from fromzero.cli.handlers import Handler, add_no_progress
 from fromzero.cli.reports import print_finetune_eval
 
 
@@ -15,7 +15,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in defaults)")
     p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in the run directory")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(p)
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 
     p = sub.add_parser("finetune", help="fine-tune a run directory on a task from a recipe (full, partial, LoRA)")
@@ -23,7 +23,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted fine-tune from its latest checkpoint (same base/task/method/seed)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(p)
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 
     p = sub.add_parser("self-train", help="self-training: fine-tune, pseudo-label an unlabeled pool, retrain")
@@ -34,7 +34,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--max-per-round", type=int, default=None, help="most pseudo labels one round adds")
     p.add_argument("--per-class-balance", action="store_true", help="as many per predicted class as the rarest")
     p.add_argument("--out", help="output folder (default: the recipe's out, else runs/<recipe>_self_training)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(p)
 
     return {"pretrain": _pretrain, "finetune": _finetune, "self-train": _self_train}
 

@@ -1,7 +1,7 @@
 """Data: raw text -> documents -> tokenizer -> token shards -> batches.
 
 The package imports only ``fromzero.config``, ``errors`` and ``atomic``
-plus numpy, torch, tokenizers and tqdm.
+plus numpy, torch and tokenizers (and ``progress`` for its loops).
 """
 
 from fromzero.data.corpus import Document, iter_documents, resolve_input

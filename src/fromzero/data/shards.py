@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from fromzero.atomic import write_text, write_with
 from fromzero.data.corpus import iter_documents
 from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, dtype_for_vocab, train_tokenizer
 from fromzero.errors import ConfigError, DataError
+from fromzero.progress import progress as progress_bar
 
 FORMAT_VERSION = 1
 MIN_CHUNKS = 10  # tiny corpora get smaller chunks so a validation split is still possible
@@ -49,7 +49,7 @@ def _encode_stream(docs: list[str], tokenizer: Tokenizer, progress: bool) -> np.
     dtype = dtype_for_vocab(tokenizer.vocab_size)
     sep = np.array([] if tokenizer.eos_id is None else [tokenizer.eos_id], dtype=dtype)
     parts: list[np.ndarray] = []
-    with tqdm(total=len(docs), unit="doc", desc="encoding", disable=not progress) as bar:
+    with progress_bar(total=len(docs), unit="doc", desc="encoding", enabled=progress) as bar:
         for start in range(0, len(docs), _ENCODE_BATCH_DOCS):
             batch = docs[start : start + _ENCODE_BATCH_DOCS]
             for ids in tokenizer.encode_batch(batch):

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fromzero.data.corpus import iter_documents
 from fromzero.data.loader import count_windows, sequential_windows
 from fromzero.errors import DataError
 from fromzero.objectives import CausalLM
+from fromzero.progress import progress as progress_bar
 from fromzero.runs import Run
 
 
@@ -47,7 +47,7 @@ def perplexity(run: Run, tokens: np.ndarray, *, seq_len: int | None = None, batc
     objective, total, count = CausalLM(), 0.0, 0
     batches = sequential_windows(tokens, seq_len, batch_size, stride=stride)
     n_batches = math.ceil(count_windows(len(tokens), seq_len, stride) / batch_size)
-    for batch in tqdm(batches, total=n_batches, disable=not progress, desc="eval", unit="batch"):
+    for batch in progress_bar(batches, total=n_batches, enabled=progress, desc="eval", unit="batch"):
         out = objective(model, batch)
         total += float(out.loss) * out.weight
         count += out.weight

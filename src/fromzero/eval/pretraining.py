@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from fromzero.data.shards import load_shards
 from fromzero.data.tokenizers import Tokenizer
@@ -25,6 +24,7 @@ from fromzero.objectives import IGNORE_INDEX
 from fromzero.pretrain.recipe import PretrainRecipe
 from fromzero.pretrain.runner import context_length
 from fromzero.pretrain.tasks import get_task
+from fromzero.progress import progress as progress_bar
 from fromzero.runs import Run
 
 LABEL_KEYS = {"labels": "token", "nsp_labels": "nsp"}
@@ -90,7 +90,7 @@ def evaluate_pretraining(run: Run, *, n_batches: int = 20, batch_size: int = 16,
     objective = task.objective(objective_cfg)
     totals: dict[str, float] = {}
     weight = 0
-    for i in tqdm(range(n_batches), disable=not progress, desc="eval", unit="batch"):
+    for i in progress_bar(range(n_batches), enabled=progress, desc="eval", unit="batch"):
         out = objective(run.model, val_src.batch(i, 0))
         for key, value in out.metrics.items():
             totals[key] = totals.get(key, 0.0) + float(value) * out.weight

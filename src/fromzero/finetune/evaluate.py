@@ -100,11 +100,11 @@ def sft_test_report(run_path: Path, info: dict[str, Any], out: TaskOutputs) -> d
     return {"samples": SFT_SAMPLES, "baselines": baselines}
 
 
-def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64) -> dict[str, Any]:
+def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
     """Load a fine-tuned run, score its test split, and (re)write ``eval.json``'s ``test`` entry; returns it."""
     run = load_finetuned(run_dir)
     data = finetuned_task_data(run, "test")
-    out = task_outputs(run.model, data, "test", batch_size)
+    out = task_outputs(run.model, data, "test", batch_size, progress=progress)
     result = {"metrics": score_outputs(out), "examples": len(out.y_true), **_confusion(run.path, out),
               **_samples(run.path, out), "truncation": str(data.truncation["test"])}
     if out.kind == "sft":

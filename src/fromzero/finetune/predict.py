@@ -56,27 +56,27 @@ def _best_span(z: torch.Tensor, span: SpanMap) -> tuple[int, int]:
 
 
 def seq2seq_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64,
-                    limit: int | None = None) -> TaskOutputs:
+                    limit: int | None = None, progress: bool = False) -> TaskOutputs:
     """Greedy-decode the first ``limit`` (all if None) examples of ``split``; references are the raw targets."""
     rows = data.examples[split][:limit]
     ids = [f["input_ids"] for f in data.features[split][:limit]]
     hyps = decode_texts(model, data.tokenizer, ids, max_new_tokens=data.task.max_target_len or data.task.max_len,
-                        batch_size=batch_size)
+                        batch_size=batch_size, progress=progress)
     return TaskOutputs(data.task.kind, data.task.problem, [r.target for r in rows], hyps,
                        sources=[r.source for r in rows])
 
 
 def task_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64,
-                 limit: int | None = None) -> TaskOutputs:
+                 limit: int | None = None, progress: bool = False) -> TaskOutputs:
     """Run ``model`` over ``split`` and decode its predictions (see :class:`TaskOutputs`).
 
     ``limit`` (seq2seq): decode just the first ``limit`` examples, e.g. during training (sft reads
-    ``task.eval_examples`` itself).
+    ``task.eval_examples`` itself). ``progress`` reports generation (sft, seq2seq), e.g. over a test split.
     """
     if data.task.kind == "sft":  # generated replies, not logits
-        return sft_outputs(model, data, split, batch_size, progress=split == "test")
+        return sft_outputs(model, data, split, batch_size, progress=progress)
     if data.task.kind == "seq2seq":
-        return seq2seq_outputs(model, data, split, batch_size, limit)
+        return seq2seq_outputs(model, data, split, batch_size, limit, progress)
     task, logits = data.task, _logits(model, data, split, batch_size)
     names = list(data.vocab.labels) if data.vocab is not None else None
     feats = data.features[split]

@@ -141,7 +141,8 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
     model = build_task_model(backbone, recipe.task, data.num_labels)
     # sft: the base model's zero-shot replies to the test prompts, before any training
-    base_test = task_outputs(model, data, "test") if recipe.task.kind == "sft" and recipe.task.eval_base else None
+    base_test = (task_outputs(model, data, "test", progress=progress)
+                 if recipe.task.kind == "sft" and recipe.task.eval_base else None)
     summary, adapted = apply_method(model, recipe)
     info = _start_run_dir(run_dir, recipe, base, model, data, summary, adapted)
     if base_test is not None:

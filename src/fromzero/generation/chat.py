@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from torch import nn
-from tqdm.auto import tqdm
 
 from fromzero.data.chat_template import ChatTemplate
 from fromzero.generation.generate import TextCodec, TextRow, collect_rows, fit_prompt, generate_tokens
 from fromzero.generation.sampling import SamplingConfig
+from fromzero.progress import progress as progress_bar
 
 
 def user_prompts(template: ChatTemplate, texts: Sequence[str]) -> list[str]:
@@ -50,7 +50,7 @@ def greedy_replies(model: nn.Module, tokenizer: TextCodec, template: ChatTemplat
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     replies: list[str] = [""] * len(encoded)
     starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="generate", unit="batch", disable=not progress or len(starts) < 2, leave=False):
+    for start in progress_bar(starts, desc="generate", unit="batch", enabled=progress and len(starts) > 1, leave=False):
         idx = order[start:start + batch_size]
         rows = [TextRow(tokenizer.decode, cfg.stop, tokenizer.eos_id, len(encoded[i])) for i in idx]
         tokens = generate_tokens(model, [encoded[i] for i in idx], cfg, eos_id=tokenizer.eos_id, pad_id=pad)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import nn
-from tqdm import tqdm
 
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.generation.sampling import SamplingConfig
 from fromzero.generation.seq2seq import generate_seq2seq
+from fromzero.progress import progress as progress_bar
 
 
 def decode_texts(model: nn.Module, tokenizer: Tokenizer, input_ids: Sequence[Sequence[int]], *,
@@ -30,7 +30,7 @@ def decode_texts(model: nn.Module, tokenizer: Tokenizer, input_ids: Sequence[Seq
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
     texts: list[str] = [""] * len(input_ids)
     starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="decoding", unit="batch", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc="decoding", unit="batch", enabled=progress, leave=False):
         chunk = order[start:start + batch_size]
         out: list[list[int]] = [[] for _ in chunk]
         for step in generate_seq2seq(model, [list(input_ids[i]) for i in chunk], cfg, eos_id=eos, pad_id=pad,

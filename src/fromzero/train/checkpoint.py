@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from fromzero.atomic import fsync_dir
+from fromzero.atomic import disk_full_error, fsync_dir, is_disk_full
 from fromzero.errors import CheckpointError
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -134,8 +134,8 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
     final = ckpt_dir / f"step_{step:06d}"
     tmp = ckpt_dir / f".tmp-step_{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         if weights is None:
             save_model(model, str(tmp / "model.safetensors"))
         else:
@@ -158,8 +158,10 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
         os.rename(tmp, final)
         fsync_dir(ckpt_dir)
         shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(err):
+            raise disk_full_error(ckpt_dir, f"checkpoint step {step}") from None
         raise
     if keep_last > 0:
         for old in list_checkpoints(ckpt_dir)[:-keep_last]:

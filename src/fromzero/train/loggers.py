@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fromzero.atomic import write_text
+from fromzero.atomic import disk_full_error, is_disk_full, write_text, write_with
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -49,8 +49,13 @@ class MetricsLogger:
                                      purge_step=resume_step + 1 if resume_step is not None else None)
 
     def log(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
+        except OSError as err:  # a torn last line is skipped by read_metrics and cut on resume
+            if is_disk_full(err):
+                raise disk_full_error(self.path.parent, f"{self.path.name} (step {record.get('step')})") from None
+            raise
         if self._tb is not None:
             step = record["step"]
             for key, value in record.items():
@@ -87,9 +92,8 @@ def plot_losses(metrics_path: str | Path, out_png: str | Path, title: str = "") 
     ax.legend()
     fig.tight_layout()
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out_png)
+    try:
+        write_with(out_png, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
     return out_png

@@ -23,11 +23,11 @@ from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from fromzero.config import field, require
-from fromzero.errors import CheckpointError, TrainingDivergedError
+from fromzero.errors import CheckpointError, DiskFullError, TrainingDivergedError, TrainingStopped
 from fromzero.objectives import Objective
+from fromzero.progress import Progress, progress
 from fromzero.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -38,6 +38,7 @@ from fromzero.train.hooks import TrainerHooks
 from fromzero.train.loggers import MetricsLogger, plot_losses
 from fromzero.train.optim import OptimConfig, build_optimizer, set_lr
 from fromzero.train.precision import autocast, resolve_device, resolve_precision
+from fromzero.train.stop_signals import StopSignals
 
 
 class BatchSource(Protocol):
@@ -197,10 +198,17 @@ class Trainer:
     def _checkpoint(self, step: int) -> None:
         state = {"trainer": dict(self.state), "data": {"next_step": step}}
         hooks = self.hooks
-        save_checkpoint(self.ckpt_dir, step, self.model, self.optimizer, state, keep_last=self.cfg.keep_last,
-                        weights=hooks.checkpoint_weights() if hooks.owns_weights else None,
-                        extras=hooks.checkpoint_extras())
-        plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "plots" / "loss.png")
+        try:
+            save_checkpoint(self.ckpt_dir, step, self.model, self.optimizer, state, keep_last=self.cfg.keep_last,
+                            weights=hooks.checkpoint_weights() if hooks.owns_weights else None,
+                            extras=hooks.checkpoint_extras())
+            plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "plots" / "loss.png")
+        except DiskFullError:
+            last = latest_checkpoint(self.ckpt_dir)
+            intact = (f"the last complete checkpoint (step {last.step}) is intact: free some space, then --resume"
+                      if last else "no earlier checkpoint exists: free some space and start again")
+            raise DiskFullError(f"{self.ckpt_dir}: the disk is full; checkpoint step {step} was not written "
+                                f"(nothing half-written is left); {intact}") from None
 
     def _improved(self, value: float, step: int) -> bool:
         best, delta = self.state["best_metric"], self.cfg.early_stop_min_delta
@@ -213,50 +221,73 @@ class Trainer:
         return False
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train to ``max_steps`` (or early stop); with ``resume``, continue the latest checkpoint."""
+        """Train to ``max_steps`` (or early stop); with ``resume``, continue the latest checkpoint.
+
+        SIGTERM or SIGUSR1 stops at the next step boundary with a checkpoint (:class:`TrainingStopped`)."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.ckpt_dir)
         start = self._resume() if resume else 0
+        loop = _LoopState(done=start)
         logger = MetricsLogger(self.run_dir, resume_step=start if resume else None)
         self.model.train()
-        t0, loss, val_loss, stopped_early, metrics = time.time(), float("nan"), None, False, {}
-        done, window_tokens, window_t = start, 0, 0.0
-        bar = tqdm(total=cfg.max_steps, initial=start, disable=not self.progress, dynamic_ncols=True,
-                   desc="train", unit="step", mininterval=0.5)
+        bar = progress(total=cfg.max_steps, initial=start, desc="train", unit="step", enabled=self.progress)
         try:
-            for step in range(start, cfg.max_steps):
-                t_step = time.perf_counter()
-                loss, lr, tokens, grad_norm = self._train_step(step)
-                window_t += time.perf_counter() - t_step
-                window_tokens += tokens
-                self.state["tokens"] += tokens
-                done = step + 1
-                if done % cfg.log_every == 0 or done == cfg.max_steps:
-                    tps = window_tokens / max(window_t, 1e-9)
-                    logger.log({"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                                "tokens": self.state["tokens"], "tokens_per_s": tps,
-                                "elapsed_s": time.time() - t0})
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}", refresh=False)
-                    window_tokens, window_t = 0, 0.0
-                eval_due = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.max_steps
-                if eval_due and self.val_data is not None:
-                    metrics = self.evaluate()
-                    val_loss, score = metrics.get("val_loss"), metrics.get(self.select_metric)
-                    logger.log({"step": done, **metrics})
-                    if score is not None and self._improved(score, done):
-                        self.hooks.on_best(done, metrics)
-                    elif score is not None and cfg.early_stop_patience \
-                            and self.state["bad_evals"] >= cfg.early_stop_patience:
-                        stopped_early = True
-                bar.update(1)
-                if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps or stopped_early:
-                    self._checkpoint(done)
-                if stopped_early:
-                    break
+            with StopSignals() as signals:
+                for step in range(start, cfg.max_steps):
+                    self._run_step(step, loop, logger, bar)
+                    due = (cfg.ckpt_every and loop.done % cfg.ckpt_every == 0) or loop.done == cfg.max_steps
+                    if due or loop.stopped_early or signals.received is not None:
+                        self._checkpoint(loop.done)
+                    if signals.received is not None:
+                        raise TrainingStopped(f"stopped by {signals.name} at step {loop.done}; checkpoint written to "
+                                              f"{self.ckpt_dir}; resume with --resume", 128 + signals.received)
+                    if loop.stopped_early:
+                        break
         finally:
             bar.close()
             logger.close()
-        return TrainResult(step=done, train_loss=loss, val_loss=val_loss, best_metric=self.state["best_metric"],
-                           stopped_early=stopped_early, elapsed_s=time.time() - t0, val_metrics=metrics,
+        return TrainResult(step=loop.done, train_loss=loop.loss, val_loss=loop.val_loss,
+                           best_metric=self.state["best_metric"], stopped_early=loop.stopped_early,
+                           elapsed_s=time.time() - loop.t0, val_metrics=loop.metrics,
                            best_step=self.state.get("best_step"))
+
+    def _run_step(self, step: int, loop: _LoopState, logger: MetricsLogger, bar: Progress) -> None:
+        """One optimizer step, then its log record and (when due) an evaluation; updates ``loop``."""
+        cfg = self.cfg
+        t_step = time.perf_counter()
+        loop.loss, lr, tokens, grad_norm = self._train_step(step)
+        loop.window_t += time.perf_counter() - t_step
+        loop.window_tokens += tokens
+        self.state["tokens"] += tokens
+        loop.done = done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.max_steps:
+            tps = loop.window_tokens / max(loop.window_t, 1e-9)
+            logger.log({"step": done, "loss": loop.loss, "lr": lr, "grad_norm": grad_norm,
+                        "tokens": self.state["tokens"], "tokens_per_s": tps, "elapsed_s": time.time() - loop.t0})
+            bar.set_postfix(loss=f"{loop.loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}")
+            loop.window_tokens, loop.window_t = 0, 0.0
+        eval_due = (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.max_steps
+        if eval_due and self.val_data is not None:
+            loop.metrics = self.evaluate()
+            loop.val_loss, score = loop.metrics.get("val_loss"), loop.metrics.get(self.select_metric)
+            logger.log({"step": done, **loop.metrics})
+            if score is not None and self._improved(score, done):
+                self.hooks.on_best(done, loop.metrics)
+            elif score is not None and cfg.early_stop_patience and self.state["bad_evals"] >= cfg.early_stop_patience:
+                loop.stopped_early = True
+        bar.update(1)
+
+
+@dataclass
+class _LoopState:
+    """What the training loop carries from step to step."""
+
+    done: int
+    loss: float = float("nan")
+    val_loss: float | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    stopped_early: bool = False
+    window_tokens: int = 0
+    window_t: float = 0.0
+    t0: float = dataclasses.field(default_factory=time.time)

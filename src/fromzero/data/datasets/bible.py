@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fromzero.atomic import write_text
 from fromzero.errors import DataError
+from fromzero.progress import progress
 
 SWORD_DIR = "/usr/share/sword"
 EN_MODULE, ES_MODULE = "engWEB2015eb", "spaRV1909eb"
@@ -86,7 +86,7 @@ def sword_verses(module: str, sword_dir: str | Path = SWORD_DIR, books: Iterable
     wanted = set(books) if books is not None else None
     chosen = [book for testament in bible.get_structure().get_books().values() for book in testament
               if wanted is None or book.osis_name in wanted]
-    for book in tqdm(chosen, desc=module, unit="book", leave=False, disable=len(chosen) < 10):
+    for book in progress(chosen, desc=module, unit="book", leave=False, enabled=len(chosen) >= 10):
         for chapter, n_verses in enumerate(book.chapter_lengths, 1):
             numbers = list(range(1, n_verses + 1))
             texts = bible.get_iter(books=[book.osis_name], chapters=[chapter], verses=numbers, clean=False)
