@@ -140,8 +140,14 @@ def test_load_yaml(tmp_path):
     assert data == {"train": {"max_steps": 5, "lr": 1e-3, "name": "run1"}}
     assert type(data["train"]["lr"]) is float
     empty = tmp_path / "empty.yaml"
-    empty.write_text("")
-    assert load_yaml(empty) == {}
+    for text in ("", "\n  \n", "# only a comment\n"):  # almost always a mistake: no recipe means the defaults
+        empty.write_text(text)
+        with pytest.raises(ConfigError, match=f"{empty}: the file (is empty|holds only comments)"):
+            load_yaml(empty)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=f"{binary}: not UTF-8 text"):
+        load_yaml(binary)
 
 
 def test_load_yaml_missing_file(tmp_path):

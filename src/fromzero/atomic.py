@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from fromzero.errors import DiskFullError
+from fromzero.errors import ConfigError, DiskFullError
 
 # safetensors reports a full disk as text inside its own error type, not as an errno
 _DISK_FULL_TEXT = ("No space left on device", "StorageFull", "Disk quota exceeded")
@@ -70,6 +70,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def require_new_folder(path: str | Path, fix: str = "choose a new folder or delete this one") -> None:
+    """An output folder must be new or empty: an existing file or a non-empty folder there is a ConfigError,
+    so nothing the user already has is overwritten."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: exists and is a file, not a folder; {fix}")
+    if path.is_dir() and any(path.iterdir()):
+        raise ConfigError(f"{path}: the folder is not empty; {fix}")
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

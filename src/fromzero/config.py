@@ -44,8 +44,9 @@ _Loader.add_implicit_resolver(
 )
 
 
-class InvalidValue(ValueError):
-    """Raised by :func:`require` inside a dataclass; carries the field name."""
+class InvalidValue(ConfigError, ValueError):
+    """Raised by :func:`require` inside a dataclass; carries the field name (:func:`from_dict` adds the file
+    and section; the CLI names the option)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
@@ -190,14 +191,23 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: recipe file not found")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start} is 0x{err.object[err.start]:02x}); a recipe is "
+                          "a YAML text file") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: the file is empty; write the recipe's sections (`fromzero pretrain "
+                          "--help-config` lists them), or give no recipe to use the built-in defaults")
+    try:
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
-    if data is None:
-        return {}
+    if data is None:  # only comments
+        raise ConfigError(f"{path}: the file holds only comments; write the recipe's sections, or give no recipe "
+                          "to use the built-in defaults")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the recipe must be a YAML mapping of sections")
     return data

@@ -142,4 +142,5 @@ def test_run_killed_before_first_checkpoint_can_resume(tmp_path: Path, small_cor
 
 def test_serve_rejects_a_bad_thread_count_before_starting(tiny_run: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["serve", str(tiny_run), "--threads", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --threads must be >= 1, got 0"
+    err = capsys.readouterr().err.strip()
+    assert err == "error: argument --threads: must be >= 1, got 0 (see `fromzero serve --help`)"

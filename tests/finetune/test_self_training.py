@@ -104,4 +104,4 @@ def test_self_train_cli_two_rounds(tiny_run: Path, tmp_path: Path, capsys) -> No
     assert "pseudo-label accuracy" in capsys.readouterr().out
     bad = ["self-train", str(recipe), "--unlabeled", str(pool), "--threshold", "2", "--out", str(tmp_path / "no")]
     assert main(bad) == 2 and not (tmp_path / "no").exists()
-    assert "self-train: threshold:" in capsys.readouterr().err
+    assert "argument --threshold: must be in [0.0, 1.0], got 2" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
+from fromzero.errors import DataError
 from fromzero.generation import fill_mask
 from fromzero.models import create_model
 
@@ -58,13 +59,13 @@ def test_batch_equals_one_by_one(tokenizer):
 
 def test_errors(tokenizer):
     model = rigged_model(tokenizer, "dog")
-    with pytest.raises(ValueError, match=r"text 1 has no \[MASK\]"):
+    with pytest.raises(DataError, match=r"text 1 has no \[MASK\]"):
         fill_mask(model, tokenizer, ["the [MASK] sat.", "the cat sat."])
     with pytest.raises(ValueError, match="top_k"):
         fill_mask(model, tokenizer, ["the [MASK] sat."], top_k=0)
-    with pytest.raises(ValueError, match="at most 32"):
+    with pytest.raises(DataError, match="at most 32"):
         fill_mask(model, tokenizer, ["the [MASK] " + "cat " * 40])
     char = train_tokenizer(TEXTS, TokenizerConfig(kind="char"))
-    with pytest.raises(ValueError, match=r"tokenizer has no \[MASK\] token"):
+    with pytest.raises(DataError, match=r"tokenizer has no \[MASK\] token"):
         fill_mask(model, char, ["the [MASK] sat."])
     assert fill_mask(model, tokenizer, []) == []

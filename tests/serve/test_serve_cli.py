@@ -16,8 +16,8 @@ def test_defaults_bind_locally() -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--max-queue", "0"], "max_queue must be a positive integer"),
-    (["--max-tokens", "-1"], "max_tokens must be a positive integer"),
+    (["--max-queue", "0"], "argument --max-queue: must be >= 1, got 0"),
+    (["--max-tokens", "-1"], "argument --max-tokens: must be >= 1, got -1"),
     (["--chat-template", "chatml"], "unknown chat template 'chatml'"),
 ])
 def test_bad_options_exit_2_with_one_line(tiny_run: Path, capsys: pytest.CaptureFixture, argv: list[str],

@@ -11,7 +11,7 @@ import contextlib
 import sys
 
 from fromzero.cli import data, evaluation, inference, interop, training
-from fromzero.cli.handlers import Handler
+from fromzero.cli.options import Handler, OneLineParser
 from fromzero.errors import FromZeroError, TrainingStopped
 from fromzero.progress import silenced
 
@@ -42,8 +42,8 @@ TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info")
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The argument parser and the handler of every subcommand."""
-    parser = argparse.ArgumentParser(prog="fromzero", description="Develop large models from zero.",
-                                     epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="fromzero", description="Develop large models from zero.", epilog=USAGE_EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     handlers: dict[str, Handler] = {}
     for group in (data, training, inference, evaluation, interop):
@@ -54,13 +54,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fromzero`` with ``argv`` (default: the command line); returns the exit code."""
     parser, handlers = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    overrides = [a for a in extra if a.startswith("--") and "=" in a]
-    unknown = [a for a in extra if a not in overrides]
-    if unknown or (overrides and args.command not in TAKES_OVERRIDES):
-        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
-    args.overrides = overrides
     try:
+        args, extra = parser.parse_known_args(argv)
+        overrides = [a for a in extra if a.startswith("--") and "=" in a]
+        unknown = [a for a in extra if a not in overrides]
+        if unknown or (overrides and args.command not in TAKES_OVERRIDES):
+            parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+        args.overrides = overrides
         with silenced() if getattr(args, "no_progress", False) else contextlib.nullcontext():
             return handlers[args.command](args)
     except TrainingStopped as err:  # a stop signal, not an error: the checkpoint is written

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fromzero.cli.handlers import Handler, add_no_progress
+from fromzero.cli.options import Handler, add_no_progress, fraction_below_one, from_options, non_negative_int
 from fromzero.errors import FromZeroError
 
 
@@ -16,8 +16,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--tokenizer", default="char", choices=["char", "bpe", "wordpiece", "unigram"])
     p.add_argument("--vocab-size", type=int, default=8000, help="target vocabulary (not for char)")
     p.add_argument("--lowercase", action="store_true")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--val-fraction", type=fraction_below_one, default=0.1, help="share held out, in [0, 1)")
+    p.add_argument("--seed", type=non_negative_int, default=1337)
     p.add_argument("--text-field", default="text", help="JSONL field holding the text")
     add_no_progress(p)
 
@@ -25,7 +25,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("dataset", nargs="?", help="dataset name, e.g. trec (`fromzero prepare-task --list` lists them)")
     p.add_argument("--list", action="store_true", help="list the datasets with a line about each, and exit")
     p.add_argument("out_dir", nargs="?", help="folder for the prepared files")
-    p.add_argument("--seed", type=int, default=0, help="fixes the train/validation/test split")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="fixes the train/validation/test split")
     add_no_progress(p)
 
     return {"prepare": _prepare, "prepare-task": _prepare_task}
@@ -35,7 +35,9 @@ def _prepare(args: argparse.Namespace) -> int:
     from fromzero.data.shards import prepare_corpus
     from fromzero.data.tokenizers import TokenizerConfig
 
-    cfg = TokenizerConfig(kind=args.tokenizer, vocab_size=args.vocab_size, lowercase=args.lowercase)
+    values = {"kind": args.tokenizer, "vocab_size": args.vocab_size, "lowercase": args.lowercase}
+    cfg = from_options(TokenizerConfig, values, {key: f"--{key.replace('_', '-')}" for key in values} | {
+        "kind": "--tokenizer"})
     info = prepare_corpus(args.inputs, args.out, cfg, val_fraction=args.val_fraction, seed=args.seed,
                           text_field=args.text_field)
     meta = info.meta

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fromzero.cli.handlers import Handler, add_no_progress
+from fromzero.cli.options import Handler, add_no_progress, positive_int
 from fromzero.cli.reports import print_finetune_eval
+from fromzero.errors import ConfigError
+
+if TYPE_CHECKING:  # loaded lazily: `fromzero --help` should not import torch
+    from fromzero.runs import Run
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
@@ -19,30 +23,21 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--shards", help="another run's data/ folder (same tokenizer): score on its validation split, "
                                     "e.g. a base model on its continued-pretraining run's domain text")
     p.add_argument("--text-field", default="text")
-    p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--stride", type=int, default=None, help="window stride (default: seq-len, no overlap)")
-    p.add_argument("--batches", type=int, default=20, help="validation batches (masked LM, span corruption)")
+    p.add_argument("--seq-len", type=positive_int, default=None,
+                   help="tokens per window (default and maximum: the model's context)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--stride", type=positive_int, default=None,
+                   help="window stride, at most seq-len (default: seq-len, no overlap; less: a sliding window)")
+    p.add_argument("--batches", type=positive_int, default=20, help="validation batches (masked LM, span corruption)")
     add_no_progress(p)
 
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
     p.add_argument("target", help="run directory or recipe YAML")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
     return {"eval": _eval, "info": _info}
 
 
-def _save_eval(run_path: Path, source: str, result: dict) -> None:
-    from fromzero.atomic import write_text
-
-    out = run_path / "eval.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    previous[source] = result
-    write_text(out, json.dumps(previous, indent=1))
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from fromzero.data.shards import load_shards
-    from fromzero.eval.perplexity import encode_files, perplexity
     from fromzero.runs import is_finetune_run, load_run
 
     if is_finetune_run(args.run_dir):  # task metrics on the run's test copy, rewritten into eval.json
@@ -54,31 +49,53 @@ def _eval(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     objective = (run.config.get("objective") or {}).get("name", "causal_lm")
     if objective != "causal_lm":
-        from fromzero.eval.pretraining import evaluate_pretraining
+        return _eval_objective(run, objective, args)
+    return _eval_perplexity(run, args)
 
-        if args.data:
-            print(f"error: --data is for language models; a {objective} run is evaluated on its own "
-                  "validation split", file=sys.stderr)
-            return 2
-        result = evaluate_pretraining(run, n_batches=args.batches, batch_size=args.batch_size, shards=args.shards)
-        where = f"the validation split of {args.shards}" if args.shards else "the validation split"
-        print(f"{objective} on {where} ({args.batches} batches of {args.batch_size}):")
-        for key, value in result.items():
-            print(f"  {key:>28}: {value:.4f}")
-        _save_eval(run.path, f"validation split ({objective})" + (f" of {args.shards}" if args.shards else ""),
-                   result)
-        return 0
+
+def _eval_objective(run: Run, objective: str, args: argparse.Namespace) -> int:
+    """Masked LM / span corruption metrics on a validation split, beside the majority baselines."""
+    from fromzero.eval.eval_file import update_eval_file
+    from fromzero.eval.pretraining import evaluate_pretraining
+
+    if args.data:
+        raise ConfigError(f"--data: scores language models; {run.path} is a {objective} run, evaluated on its own "
+                          "validation split (or --shards)")
+    result = evaluate_pretraining(run, n_batches=args.batches, batch_size=args.batch_size, shards=args.shards)
+    where = f"the validation split of {args.shards}" if args.shards else "the validation split"
+    print(f"{objective} on {where} ({args.batches} batches of {args.batch_size}):")
+    for key, value in result.items():
+        print(f"  {key:>28}: {value:.4f}")
+    source = f"validation split ({objective})" + (f" of {args.shards}" if args.shards else "")
+    update_eval_file(run.path, {source: result})
+    return 0
+
+
+def _eval_perplexity(run: Run, args: argparse.Namespace) -> int:
+    """Loss, perplexity and bits per token of a language model on files or a validation split."""
+    from fromzero.data.shards import load_shards
+    from fromzero.eval.eval_file import update_eval_file
+    from fromzero.eval.perplexity import encode_files, perplexity
+    from fromzero.eval.pretraining import shards_for
+    from fromzero.pretrain.runner import context_length
+
+    context = context_length(run.model_config)
+    if args.seq_len is not None and args.seq_len > context:
+        raise ConfigError(f"--seq-len {args.seq_len} exceeds the model's context of {context} tokens; score longer "
+                          f"text in windows: --seq-len {context} --stride {max(1, context // 2)} slides a window")
+    window = args.seq_len or context
+    if args.stride is not None and args.stride > window:
+        raise ConfigError(f"--stride {args.stride} is longer than the window ({window} tokens) and would skip text; "
+                          f"use at most {window}")
     if args.data:
         tokens, source = encode_files(run, args.data, args.text_field), " ".join(args.data)
     else:
-        from fromzero.eval.pretraining import shards_for
-
         _, tokens, _ = load_shards(shards_for(run, args.shards))
         source = f"validation split of {args.shards}" if args.shards else "validation split"
     result = perplexity(run, tokens, seq_len=args.seq_len, batch_size=args.batch_size, stride=args.stride)
     print(f"{source}: loss {result['loss']:.4f} nats/token, perplexity {result['ppl']:.3f}, "
           f"{result['bits_per_token']:.4f} bits/token over {result['tokens']:,} tokens")
-    _save_eval(run.path, source, result)
+    update_eval_file(run.path, {source: result})
     return 0
 
 
@@ -102,7 +119,7 @@ def _info(args: argparse.Namespace) -> int:
         model_cfg = recipe.model_config(file=str(target))
         train = {"batch_size": recipe.train.batch_size, "seq_len": recipe.train.seq_len}
         print(f"note: vocab_size {model_cfg.vocab_size} is the recipe's; pretrain sets it from the tokenizer")
-    batch = args.batch_size or train.get("batch_size") or 1
+    batch = args.batch_size if args.batch_size is not None else (train.get("batch_size") or 1)
     est = cost_estimate(model_cfg, seq_len=train.get("seq_len"), batch_size=batch)
     p, f, m = est["parameters"], est["flops_per_token"], est["memory_bytes"]
     print(f"model: {type(model_cfg).__name__} {json.dumps(_plain(model_cfg))}")

@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fromzero.cli.handlers import Handler
-from fromzero.errors import FromZeroError
+from fromzero.cli.options import (
+    Handler,
+    from_options,
+    non_negative_float,
+    non_negative_int,
+    port_number,
+    positive_int,
+    probability,
+)
+from fromzero.errors import ConfigError, FromZeroError
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
@@ -14,12 +22,12 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p = sub.add_parser("generate", help="generate text from a run directory (streams with a KV cache)")
     p.add_argument("run_dir")
     p.add_argument("--prompt", action="append", help="prompt text; repeat for a batch")
-    p.add_argument("--max-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--max-tokens", type=positive_int, default=200)
+    p.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=positive_int, default=None)
+    p.add_argument("--top-p", type=probability, default=None, help="in (0, 1]")
     p.add_argument("--stop", action="append", help="stop string; repeatable")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=non_negative_int, default=None)
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--no-stream", action="store_true")
     p.add_argument("--chat", action="store_true", help="each prompt is a user turn in the run's chat template "
@@ -28,21 +36,21 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p = sub.add_parser("fill-mask", help="top-k predictions for each [MASK] in a text (BERT runs)")
     p.add_argument("run_dir")
     p.add_argument("text", nargs="+", help="text with one or more [MASK] tokens")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=positive_int, default=5)
 
     p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API with a browser playground")
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000, help="0 picks a free port")
     p.add_argument("--api-key", default=None, help="require this bearer key on /v1 (default: $FROMZERO_API_KEY)")
-    p.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model; more get 429")
-    p.add_argument("--max-tokens", type=int, default=512, help="cap on a request's max_tokens")
-    p.add_argument("--max-prompt-tokens", type=int, default=2048, help="longest prompt accepted, in tokens")
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body accepted")
+    p.add_argument("--max-queue", type=positive_int, default=64, help="requests waiting for the model; more get 429")
+    p.add_argument("--max-tokens", type=positive_int, default=512, help="cap on a request's max_tokens")
+    p.add_argument("--max-prompt-tokens", type=positive_int, default=2048, help="longest prompt accepted, in tokens")
+    p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20, help="largest request body accepted")
     p.add_argument("--model-name", default=None, help="model id clients send (default: the run folder's name)")
     p.add_argument("--chat-template", default=None,
                    help="chat template for /v1/chat/completions (default: an SFT run's own, else plain)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads for the model (default: torch's); 1 leaves a core to the HTTP side and to "
                         "clients on the same machine, much faster for small models on few cores")
 
@@ -50,12 +58,13 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
 
 def _sampling(args: argparse.Namespace):
-    from fromzero.config import from_dict
     from fromzero.generation import SamplingConfig
 
     values = {"max_new_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
               "top_p": args.top_p, "stop": args.stop or [], "seed": args.seed, "greedy": args.greedy}
-    return from_dict(SamplingConfig, values, file="command line")
+    options = {"max_new_tokens": "--max-tokens", "temperature": "--temperature", "top_k": "--top-k",
+               "top_p": "--top-p", "stop": "--stop", "seed": "--seed", "greedy": "--greedy"}
+    return from_options(SamplingConfig, values, options)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -69,6 +78,10 @@ def _generate(args: argparse.Namespace) -> int:
                             "generate (score it with `fromzero eval`)")
     cfg = _sampling(args)
     prompts = args.prompt or ["\n"]
+    empty = [i for i, p in enumerate(prompts) if not p]
+    if empty:
+        raise ConfigError(f"--prompt: prompt {empty[0] + 1} is empty; give some text (no --prompt starts from a "
+                          "line break)")
     if args.chat:
         from fromzero.data.chat_template import get_chat_template
         from fromzero.generation.chat import user_prompts, with_template_stops
@@ -81,9 +94,8 @@ def _generate(args: argparse.Namespace) -> int:
             print(f"{prompt} -> {text}")
         return 0
     if family != "gpt":
-        print(f"error: generate needs a gpt or t5 run; {run.path} is a {family} run (try fill-mask)",
-              file=sys.stderr)
-        return 2
+        raise FromZeroError(f"generate: {run.path} is a {family} run; generate needs a gpt or t5 run (a bert run "
+                            "fills masks: `fromzero fill-mask`)")
     if len(prompts) == 1 and not args.no_stream:
         sys.stdout.write(prompts[0])
         for delta in stream_text(run.model, run.tokenizer, prompts[0], cfg):
@@ -102,9 +114,8 @@ def _fill_mask(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     if getattr(run.model, "mlm_head", None) is None:
-        print(f"error: fill-mask needs a BERT run with a masked-LM head; {run.path} has none "
-              "(a checkpoint imported from BertModel, e.g. all-MiniLM-L6-v2, has no MLM head)", file=sys.stderr)
-        return 2
+        raise FromZeroError(f"fill-mask: {run.path} has no masked-LM head; fill-mask needs a BERT run with one (a "
+                            "checkpoint imported from BertModel, e.g. all-MiniLM-L6-v2, has none)")
     for text, per_mask in zip(args.text, fill_mask(run.model, run.tokenizer, args.text, top_k=args.top_k),
                               strict=True):
         print(text)
@@ -118,9 +129,6 @@ def _serve(args: argparse.Namespace) -> int:
     from fromzero.serve.auth import resolve_api_key
 
     if args.threads is not None:
-        if args.threads < 1:
-            print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-            return 2
         import torch
 
         torch.set_num_threads(args.threads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fromzero.cli.handlers import Handler
+from fromzero.cli.options import Handler
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:

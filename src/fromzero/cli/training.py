@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fromzero.cli.handlers import Handler, add_no_progress
+from fromzero.cli.options import Handler, add_no_progress, positive_int, unit_interval
 from fromzero.cli.reports import print_finetune_eval
 
 
@@ -29,9 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p = sub.add_parser("self-train", help="self-training: fine-tune, pseudo-label an unlabeled pool, retrain")
     p.add_argument("recipe", help="fine-tuning recipe YAML (its train file is the labeled set); --section.key=value")
     p.add_argument("--unlabeled", required=True, help="JSONL pool with a text field (a gold label only reports)")
-    p.add_argument("--rounds", type=int, default=3, help="pseudo-labeling rounds after the labeled-only run")
-    p.add_argument("--threshold", type=float, default=0.9, help="minimum top-class probability to pseudo-label")
-    p.add_argument("--max-per-round", type=int, default=None, help="most pseudo labels one round adds")
+    p.add_argument("--rounds", type=positive_int, default=3, help="pseudo-labeling rounds after the labeled-only run")
+    p.add_argument("--threshold", type=unit_interval, default=0.9, help="minimum top-class probability to pseudo-label")
+    p.add_argument("--max-per-round", type=positive_int, default=None, help="most pseudo labels one round adds")
     p.add_argument("--per-class-balance", action="store_true", help="as many per predicted class as the rarest")
     p.add_argument("--out", help="output folder (default: the recipe's out, else runs/<recipe>_self_training)")
     add_no_progress(p)

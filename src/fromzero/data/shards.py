@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from fromzero.atomic import write_text, write_with
+from fromzero.atomic import require_new_folder, write_text, write_with
 from fromzero.data.corpus import iter_documents
 from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, dtype_for_vocab, train_tokenizer
 from fromzero.errors import ConfigError, DataError
@@ -113,6 +113,7 @@ def prepare_corpus(
         raise ConfigError(f"chunk_tokens: must be >= 1, got {chunk_tokens}")
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
+    require_new_folder(out_dir, "choose a new output folder or delete this one")
     texts = [doc.text for doc in iter_documents(inputs, text_field=text_field)]
     if tokenizer is None:
         tokenizer = train_tokenizer(texts, tokenizer_cfg or TokenizerConfig())

@@ -11,7 +11,6 @@ on a fine-tuned run reproduces what ``fromzero finetune`` wrote.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from fromzero.atomic import write_text
 from fromzero.data.labels import LabelVocab
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError
+from fromzero.eval.eval_file import update_eval_file
 from fromzero.eval.metrics import confusion, plot_confusion_matrix
 from fromzero.eval.sft_metrics import majority_outputs, sft_metrics
 from fromzero.eval.task_metrics import score_outputs
@@ -109,11 +109,5 @@ def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64, progress: 
               **_samples(run.path, out), "truncation": str(data.truncation["test"])}
     if out.kind == "sft":
         result.update(sft_test_report(run.path, run.info, out))
-    path = run.path / "eval.json"
-    saved = json.loads(path.read_text()) if path.exists() else {}
-    saved["test"] = result
-    for key in TRAINING_KEYS:
-        if key in run.info:
-            saved.setdefault("training", {})[key] = run.info[key]
-    write_text(path, json.dumps(saved, indent=1))
-    return saved
+    training = {key: run.info[key] for key in TRAINING_KEYS if key in run.info}
+    return update_eval_file(run.path, {"test": result, **({"training": training} if training else {})})

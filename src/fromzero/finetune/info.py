@@ -15,7 +15,7 @@ from typing import Any
 
 from fromzero.config import load_yaml
 from fromzero.runs import FINETUNE_INFO as INFO_FILE
-from fromzero.runs import is_finetune_run
+from fromzero.runs import is_finetune_run, read_run_json
 from fromzero.train.checkpoint import latest_checkpoint
 
 SHOWN_LABELS = 8  # labels listed by name; the rest are counted
@@ -82,7 +82,7 @@ def describe_finetune_run(path: str | Path) -> list[str]:
     recipe = load_yaml(path / "config.yaml") if (path / "config.yaml").is_file() else {}
     if not is_finetune_run(path):
         return _unfinished(path, recipe)
-    info = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
+    info = read_run_json(path / INFO_FILE)
     task = recipe.get("task") or {}
     lines = [f"fine-tuned run: {path}",
              f"base: {info.get('base')} ({info.get('family')})",
@@ -97,7 +97,7 @@ def describe_finetune_run(path: str | Path) -> list[str]:
                  + f", best step {info.get('best_step')} by validation {select}{resumed}")
     lines.append(f"best validation: {_metrics_line(info.get('best_validation') or {}, 'val_')}")
     eval_path = path / "eval.json"
-    test = json.loads(eval_path.read_text(encoding="utf-8")).get("test") if eval_path.is_file() else None
+    test = read_run_json(eval_path).get("test") if eval_path.is_file() else None
     if test:
         lines.append(f"test ({test['examples']:,} examples, eval.json): {_metrics_line(test['metrics'])}")
     else:

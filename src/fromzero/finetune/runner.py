@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import save_model
 from torch import nn
 
-from fromzero.atomic import write_text, write_with
+from fromzero.atomic import require_new_folder, write_text, write_with
 from fromzero.config import dump_yaml, to_dict
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.eval.task_metrics import Scorer, score_outputs
@@ -124,9 +124,11 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     recipe = load_finetune_recipe(recipe_path, overrides)
     file = str(recipe_path or "<overrides>")
     run_dir = _run_dir_for(recipe, recipe_path, out)
-    if not resume and (run_dir / "config.yaml").exists():
+    if not resume and run_dir.is_dir() and (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, choose another --out "
                               "or delete it")
+    if not resume:
+        require_new_folder(run_dir, "choose another --out or delete this one")
     if resume:
         check_can_resume(run_dir, recipe_dict(recipe))
     _check_inputs(recipe, file)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from fromzero.atomic import write_text
+from fromzero.atomic import require_new_folder, write_text
 from fromzero.config import field, require
 from fromzero.data.task_data import iter_jsonl_objects
 from fromzero.errors import ConfigError, DataError
@@ -148,8 +148,9 @@ def self_train(recipe_path: str | Path | None, unlabeled_path: str | Path, cfg: 
     if not unlabeled.is_file():
         raise ConfigError(f"--unlabeled: {unlabeled} not found")
     root = Path(out or recipe.out or Path("runs") / f"{Path(recipe_path or 'finetune').stem}_self_training")
-    if (root / REPORT_FILE).exists():
+    if root.is_dir() and (root / REPORT_FILE).exists():
         raise ConfigError(f"{root} already holds a self-training run; choose another --out or delete it")
+    require_new_folder(root, "choose another --out or delete this one")
     pool = _read_pool(unlabeled, recipe)
     labeled = Path(task.train).read_text(encoding="utf-8-sig").rstrip("\n") + "\n"
 

@@ -15,6 +15,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from fromzero.errors import DataError
+
 MASK_TOKEN = "[MASK]"
 
 
@@ -44,9 +46,10 @@ def _encode(tokenizer: MaskTokenizer, texts: list[str], mask_id: int, max_len: i
     for i, text in enumerate(texts):
         ids = tokenizer.encode(text, add_special_tokens=True)
         if mask_id not in ids:
-            raise ValueError(f"text {i} has no {MASK_TOKEN} token to fill: {text!r}")
+            raise DataError(f"text {i} has no {MASK_TOKEN} token to fill: {text[:60]!r}; write {MASK_TOKEN} where a "
+                            "word should be guessed")
         if max_len is not None and len(ids) > max_len:
-            raise ValueError(f"text {i} is {len(ids)} tokens long; the model takes at most {max_len}")
+            raise DataError(f"text {i} is {len(ids)} tokens long; the model takes at most {max_len} tokens: shorten it")
         rows.append(ids)
     return rows
 
@@ -57,9 +60,9 @@ def fill_mask(model: nn.Module, tokenizer: MaskTokenizer, texts: list[str],
     """Top-k (token, probability) for each ``[MASK]`` of each text: ``result[text][mask][rank]``.
 
     Probabilities are the softmax over the whole vocabulary, so each list is
-    sorted in decreasing order and sums to at most 1. Raises ValueError when
-    the tokenizer has no ``[MASK]`` token, a text has no ``[MASK]``, a text is
-    longer than the model's ``max_positions`` or ``top_k`` < 1. The model runs
+    sorted in decreasing order and sums to at most 1. Raises DataError when
+    the tokenizer has no ``[MASK]`` token, a text has no ``[MASK]`` or a text is
+    longer than the model's ``max_positions``; ValueError when ``top_k`` < 1. The model runs
     in eval mode; its previous mode is restored.
     """
     if top_k < 1:
@@ -68,7 +71,7 @@ def fill_mask(model: nn.Module, tokenizer: MaskTokenizer, texts: list[str],
         return []
     mask_id = tokenizer.token_to_id(MASK_TOKEN)
     if mask_id is None:
-        raise ValueError(f"the tokenizer has no {MASK_TOKEN} token; train a wordpiece tokenizer "
+        raise DataError(f"the tokenizer has no {MASK_TOKEN} token; train a wordpiece tokenizer "
                          f"(its default special tokens include {MASK_TOKEN}) or add it as a special token")
     config = getattr(model, "config", None)
     rows = _encode(tokenizer, texts, mask_id, getattr(config, "max_positions", None))

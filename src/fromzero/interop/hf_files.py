@@ -8,6 +8,7 @@ would need unpickling is refused with the way to convert it.
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,13 +60,19 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    """A .bin state dict through ``torch.load(weights_only=True)``: plain tensors only, never arbitrary objects."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError, RuntimeError, EOFError: all mean "not a plain tensor file"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: refused or unreadable ({reason[:200]}); fromzero loads .bin files only with "
-                              "torch.load(weights_only=True) and never unpickles other objects: convert it to "
-                              "safetensors with a tool you trust") from None
+    except pickle.UnpicklingError:  # weights_only met an object it will not build: the file wants full unpickling
+        raise CheckpointError(
+            f"{path}: refused: this .bin is a pickle that needs more than plain tensors, and unpickling can run "
+            f"code, so fromzero never does it; convert it where you trust the file, e.g. `python -c \"from "
+            f"transformers import AutoModel; AutoModel.from_pretrained('{path.parent}').save_pretrained("
+            f"'{path.parent}-safetensors')\"`, and import that folder") from None
+    except Exception as err:  # RuntimeError, EOFError: a truncated or foreign file
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: unreadable PyTorch weights ({reason}); download it again or use the "
+                              "checkpoint's model.safetensors") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a flat name -> tensor state dict")
     return state

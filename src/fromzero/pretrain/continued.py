@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from fromzero.config import load_yaml
 from fromzero.data.tokenizers import Tokenizer
@@ -68,6 +69,20 @@ def init_tokenizer(init: str, specials: list[str]) -> Tokenizer:
         raise ConfigError(f"init: {init}/tokenizer.json has no {', '.join(missing)} token(s), which the "
                           "objective needs; continue with an objective the run was trained for")
     return tokenizer
+
+
+def check_init_weights(init: str) -> Path:
+    """The ``init`` run's weights file, checked readable (its header) before a continued run writes anything."""
+    weights = find_weights(Path(init))
+    if weights is None:
+        raise CheckpointError(f"init: {init} has no model.safetensors and no checkpoint; train it first")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            f.keys()  # reads and checks the header
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(f"{weights}: missing or unreadable weights ({err}); init needs a complete run "
+                              "directory") from None
+    return weights
 
 
 def load_init_weights(model: torch.nn.Module, init: str, task_name: str) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from safetensors.torch import save_model
 
-from fromzero.atomic import write_text, write_with
+from fromzero.atomic import require_new_folder, write_text, write_with
 from fromzero.config import dump_yaml, load_yaml
 from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model
-from fromzero.pretrain.continued import check_nsp_head, init_tokenizer, load_init_weights
+from fromzero.pretrain.continued import check_init_weights, check_nsp_head, init_tokenizer, load_init_weights
 from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
 from fromzero.train.checkpoint import latest_checkpoint
@@ -44,10 +44,11 @@ def _run_dir_for(recipe: PretrainRecipe, recipe_path: str | Path | None, out: st
 
 
 def _check_fresh(run_dir: Path) -> None:
-    """Refuse to overwrite an existing run (nothing already written is lost)."""
-    if (run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists():
+    """Refuse to overwrite an existing run or anything else already in the folder (nothing written is lost)."""
+    if run_dir.is_dir() and ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
         raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, or choose "
                               "another --out")
+    require_new_folder(run_dir, "choose another --out or delete this one")
 
 
 def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
@@ -105,6 +106,8 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
         raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
     file = str(recipe_path) if recipe_path else None
     task, objective_cfg = get_task(recipe.task_name(file)), recipe.objective_config(file)
+    if recipe.init:
+        check_init_weights(recipe.init)  # before anything is written
     torch.manual_seed(recipe.seed)
     (train_tokens, val_tokens, meta), data_dir = _prepare_data(recipe, run_dir, resume, progress,
                                                                task.special_tokens(objective_cfg))

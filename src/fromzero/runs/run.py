@@ -71,6 +71,21 @@ class Run:
         return int((self.config.get("task") or {}).get("max_len", 128))
 
 
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A JSON object a run directory holds (finetune.json, eval.json, ...); a damaged one is a CheckpointError."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: not UTF-8 text (byte {err.start}); the run directory is damaged: copy the "
+                              "file again from where the run was trained") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: unreadable ({err}); the run directory is damaged: copy the file again from "
+                              "where the run was trained") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object; the run directory is damaged")
+    return data
+
+
 def is_finetune_run(path: str | Path) -> bool:
     """True for a finished run directory written by ``fromzero finetune``."""
     return (Path(path) / FINETUNE_INFO).is_file()
@@ -113,7 +128,7 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
     """Load config, tokenizer and (optionally) the trained model of any run directory."""
     path = Path(run_dir)
     config = _read_config(path)
-    info = json.loads((path / FINETUNE_INFO).read_text(encoding="utf-8")) if is_finetune_run(path) else None
+    info = read_run_json(path / FINETUNE_INFO) if is_finetune_run(path) else None
     cfg = _backbone_config(path, config, info)
     if not (path / "tokenizer.json").is_file():
         raise CheckpointError(f"{path}: tokenizer.json is missing; the run directory is incomplete")

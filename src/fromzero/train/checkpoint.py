@@ -33,6 +33,7 @@ from torch import nn
 
 from fromzero.atomic import disk_full_error, fsync_dir, is_disk_full
 from fromzero.errors import CheckpointError
+from fromzero.runs import check_shapes
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -178,6 +179,8 @@ def load_checkpoint(ckpt: Checkpoint, model: nn.Module | None, optimizer: torch.
     """
     try:
         payload = json.loads((ckpt.path / "state.json").read_text(encoding="utf-8"))
+        if model is not None:
+            check_shapes(model, ckpt.path / "model.safetensors", "the recipe's model section")
         missing, unexpected = ([], []) if model is None else \
             load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
         if missing or unexpected:

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fromzero.atomic import require_new_folder
 from fromzero.errors import DataError
 
 
@@ -60,6 +61,7 @@ def prepare_task_data(name: str, out_dir: str | Path, seed: int = 0) -> dict[str
     """Write dataset ``name``'s splits into ``out_dir`` (see :data:`DATASETS`); returns the paths by split."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)} (`fromzero prepare-task --list`)")
+    require_new_folder(out_dir, "choose a new folder for the prepared files or delete this one")
     return DATASETS[name].prepare(out_dir, seed)
 
 

@@ -1,0 +1,73 @@
+"""What every subcommand module shares: the handler type, option value types, one-line argument errors.
+
+Option values are checked as they are parsed (``--top-k 0`` is an error naming ``--top-k``), and a
+config dataclass built from options reports its own rules under the option's name, so every bad
+command line fails in one line before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+from fromzero.config import InvalidValue
+from fromzero.errors import ConfigError
+
+Handler = Callable[[argparse.Namespace], int]  # parsed arguments (``overrides`` included) -> exit code
+T = TypeVar("T")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are ConfigErrors, so main() prints them as one ``error: ...`` line (exit 2)
+    instead of a usage block. Subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``: every long-running command takes it (main() silences every reporter)."""
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print no progress (off a terminal, progress is one plain line every ~30 s)")
+
+
+def _number(kind: type, low: float | None, high: float | None, low_open: bool = False,
+            high_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` within [low, high] (open ends where asked), with a message naming the range."""
+    lo = "" if low is None else ("(" if low_open else "[") + str(low)
+    hi = "" if high is None else str(high) + (")" if high_open else "]")
+    wanted = f"in {lo}, {hi}" if low is not None and high is not None else (
+        f"{'>' if low_open else '>='} {low}" if low is not None else f"{'<' if high_open else '<='} {high}")
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:  # NaN compares false with everything
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} {wanted}"  # argparse shows it in "invalid ... value" messages
+    return parse
+
+
+positive_int = _number(int, 1, None)
+non_negative_int = _number(int, 0, None)
+non_negative_float = _number(float, 0.0, None)
+probability = _number(float, 0.0, 1.0, low_open=True)  # (0, 1]: top-p
+unit_interval = _number(float, 0.0, 1.0)  # [0, 1]: a threshold
+fraction_below_one = _number(float, 0.0, 1.0, high_open=True)  # [0, 1): a held-out share
+port_number = _number(int, 0, 65535)
+
+
+def from_options(cls: type[T], values: Mapping[str, Any], options: Mapping[str, str]) -> T:
+    """``cls(**values)`` where a rule of the dataclass names the option (``options``: field -> ``--option``)."""
+    try:
+        return cls(**values)
+    except InvalidValue as err:
+        raise ConfigError(f"{options.get(err.key, err.key)}: {err.message}") from None
