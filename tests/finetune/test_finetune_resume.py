@@ -6,6 +6,8 @@ after success. Also `fromzero info` on a finished and an unfinished fine-tuned r
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from fromzero.cli import main
-from fromzero.errors import CheckpointError
+from fromzero.errors import CheckpointError, TrainingStopped
 from fromzero.eval.task_metrics import score_outputs
 from fromzero.finetune.runner import finetune
 from fromzero.train.loggers import read_metrics
@@ -179,3 +181,33 @@ def test_info_on_finished_and_unfinished_runs(tiny_run: Path, task_files, tmp_pa
     assert f"f1_macro {info['best_validation']['val_f1_macro']:.4f}" in text
     assert f"test ({test['examples']:,} examples, eval.json): accuracy {test['metrics']['accuracy']:.4f}" in text
     assert f"peak RSS {info['peak_rss_mb']:.0f} MiB" in text
+
+
+class SignallingScorer(ScriptedScorer):
+    """The scripted scorer that sends this process SIGTERM during evaluation ``signal_at`` (a preemption)."""
+
+    def __init__(self, script: list[float], signal_at: int) -> None:
+        super().__init__(script)
+        self.signal_at = signal_at
+
+    def __call__(self, outputs) -> dict[str, float]:
+        if self.calls + 1 == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().__call__(outputs)
+
+
+def test_sigterm_mid_finetune_checkpoints_and_resumes_bit_identically(tiny_run: Path, task_files, tmp_path: Path
+                                                                      ) -> None:
+    recipe = _recipe(tmp_path, tiny_run, task_files, "lora")
+    reference = finetune(recipe, scorer=ScriptedScorer(SCRIPT), out=tmp_path / "reference", progress=False)
+    run = tmp_path / "preempted"
+    with pytest.raises(TrainingStopped, match="stopped by SIGTERM at step 8") as info:  # the 4th evaluation
+        finetune(recipe, scorer=SignallingScorer(SCRIPT, signal_at=4), out=run, progress=False)
+    assert info.value.exit_code == 143
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000008"]  # the signal's checkpoint
+    resumed = finetune(recipe, scorer=ScriptedScorer(SCRIPT[4:]), out=run, progress=False, resume=True)
+    assert resumed.info["resumed_from_step"] == 8 and resumed.info["best_step"] == reference.info["best_step"]
+    for name in ("model.safetensors", "adapter.safetensors"):
+        want, got = load_file(str(reference.run_dir / name)), load_file(str(run / name))
+        assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), name
+    assert _trajectory(run) == _trajectory(reference.run_dir)
