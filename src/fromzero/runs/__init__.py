@@ -3,4 +3,7 @@
 from fromzero.runs.run import FINETUNE_INFO, Run, is_finetune_run, load_run, read_run_json
 from fromzero.runs.weights import check_shapes, find_weights, load_weights
 
-__all__ = ["FINETUNE_INFO", "Run", "check_shapes", "find_weights", "is_finetune_run", "load_run", "load_weights", "read_run_json"]
+__all__ = [
+    "FINETUNE_INFO", "Run", "check_shapes", "find_weights", "is_finetune_run", "load_run", "load_weights",
+    "read_run_json",
+]
