@@ -77,7 +77,7 @@ def _eval_perplexity(run: Run, args: argparse.Namespace) -> int:
     from fromzero.eval.eval_file import update_eval_file
     from fromzero.eval.perplexity import encode_files, perplexity
     from fromzero.eval.pretraining import shards_for
-    from fromzero.pretrain.runner import context_length
+    from fromzero.models import context_length
 
     context = context_length(run.model_config)
     if args.seq_len is not None and args.seq_len > context:

@@ -20,9 +20,9 @@ import torch
 from fromzero.data.shards import load_shards
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import DataError
+from fromzero.models import context_length
 from fromzero.objectives import IGNORE_INDEX
 from fromzero.pretrain.recipe import PretrainRecipe
-from fromzero.pretrain.runner import context_length
 from fromzero.pretrain.tasks import get_task
 from fromzero.progress import progress as progress_bar
 from fromzero.runs import Run

@@ -6,6 +6,7 @@ from fromzero.models.gpt import GPT, GPTConfig
 from fromzero.models.registry import (
     build_model,
     config_class,
+    context_length,
     create_model,
     family_of,
     list_families,
@@ -17,7 +18,7 @@ from fromzero.models.registry import (
 from fromzero.models.t5 import T5, T5Config
 
 __all__ = [
-    "GPT", "Bert", "BertConfig", "GPTConfig", "build_model", "config_class", "create_model", "family_of",
-    "list_families", "list_models", "model_config", "register_family", "register_model",
+    "GPT", "Bert", "BertConfig", "GPTConfig", "build_model", "config_class", "context_length", "create_model",
+    "family_of", "list_families", "list_models", "model_config", "register_family", "register_model",
 ]
 __all__ += ["T5", "T5Config"]

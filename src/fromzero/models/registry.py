@@ -66,6 +66,11 @@ def family_of(config: Any) -> Family:
     raise ValueError(f"{type(config).__name__} is not a registered model config")
 
 
+def context_length(config: Any) -> int:
+    """The longest input a model config accepts (GPT: ``block_size``; BERT, T5: ``max_positions``)."""
+    return getattr(config, "block_size", None) or config.max_positions
+
+
 def model_config(name: str, overrides: dict[str, Any] | None = None, *, file: str | None = None,
                  prefix: str = "model") -> Any:
     """Resolve a preset or family name plus overrides into a validated config.

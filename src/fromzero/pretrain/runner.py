@@ -15,7 +15,7 @@ from fromzero.config import dump_yaml, load_yaml
 from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
-from fromzero.models import build_model
+from fromzero.models import build_model, context_length
 from fromzero.pretrain.continued import check_init_weights, check_nsp_head, init_tokenizer, load_init_weights
 from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
@@ -81,11 +81,6 @@ def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress:
     prepare_corpus(recipe.data.inputs, data_dir, tok_cfg, val_fraction=recipe.data.val_fraction,
                    seed=recipe.seed, text_field=recipe.data.text_field, progress=progress)
     return load_shards(data_dir), data_dir
-
-
-def context_length(model_cfg: Any) -> int:
-    """The longest input a model config accepts (GPT: block_size; BERT, T5: max_positions)."""
-    return getattr(model_cfg, "block_size", None) or model_cfg.max_positions
 
 
 def unigram_entropy(tokens) -> float:

@@ -38,7 +38,7 @@ from fromzero.data.task_encoding import Framing
 from fromzero.data.truncation import fit_length, fit_pair
 from fromzero.errors import CheckpointError, DataError
 from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
-from fromzero.models import family_of
+from fromzero.models import context_length, family_of
 from fromzero.runs import Run, load_run
 
 EngineKind = Literal["generate", "seq2seq", "embed", "classifier"]
@@ -128,7 +128,7 @@ class Engine:
         self.chat_template: ChatTemplate = get_chat_template(
             chat_template or (run.config.get("task") or {}).get("chat_template") or "plain")
         self.stats = EngineStats()
-        self.context_length: int = cfg.block_size if family == "gpt" else cfg.max_positions
+        self.context_length: int = context_length(cfg)
         self.eos_id = self.tokenizer.eos_id if self.tokenizer.eos_id is not None else getattr(cfg, "eos_id", None)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else getattr(cfg, "pad_id", 0)
         self.pad_id: int = pad
