@@ -38,38 +38,37 @@ def is_disk_full(err: BaseException) -> bool:
     return any(text in str(err) for text in _DISK_FULL_TEXT)
 
 
-def disk_full_error(folder: str | Path, what: str) -> DiskFullError:
-    """The one-line error for a write into ``folder`` that failed on a full disk."""
-    return DiskFullError(f"{folder}: the disk is full; {what} was not written (nothing half-written is left); "
-                         "free some space and run again")
+@contextlib.contextmanager
+def disk_full_as_error(folder: str | Path, what: str, left: str = "nothing half-written is left") -> Iterator[None]:
+    """Turn a full-disk failure inside the block into a one-line :class:`DiskFullError` naming ``folder``
+    and ``what`` was not written (``left``: what the failed write leaves behind); other errors pass."""
+    try:
+        yield
+    except Exception as err:
+        if is_disk_full(err):
+            raise DiskFullError(f"{folder}: the disk is full; {what} was not written ({left}); free some space "
+                                "and run again") from None
+        raise
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync it and rename over ``path``."""
     path = Path(path)
-    try:
+    with disk_full_as_error(path.parent, path.name):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        if is_disk_full(err):
-            raise disk_full_error(path.parent, path.name) from None
-        raise
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-        fsync_dir(path.parent)
-    except Exception as err:
-        if is_disk_full(err):
-            raise disk_full_error(path.parent, path.name) from None
-        raise
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, path)
+            fsync_dir(path.parent)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 def require_new_folder(path: str | Path, fix: str = "choose a new folder or delete this one") -> None:

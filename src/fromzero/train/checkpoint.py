@@ -28,12 +28,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
-from fromzero.atomic import disk_full_error, fsync_dir, is_disk_full
+from fromzero.atomic import disk_full_as_error, fsync_dir
 from fromzero.errors import CheckpointError
-from fromzero.runs import check_shapes
+from fromzero.runs import load_weights
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -135,35 +135,34 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
     final = ckpt_dir / f"step_{step:06d}"
     tmp = ckpt_dir / f".tmp-step_{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        if weights is None:
-            save_model(model, str(tmp / "model.safetensors"))
-        else:
-            save_file(_cpu_tensors(weights), str(tmp / "model.safetensors"))
-        for name, tensors in (extras or {}).items():
-            if name in ("model", "optimizer"):
-                raise ValueError(f"checkpoint extra {name!r} would overwrite {name}.safetensors")
-            save_file(_cpu_tensors(tensors), str(tmp / f"{name}.safetensors"))
-        opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-        save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "optimizer.safetensors"))
-        payload = {"format_version": 1, "step": step, "optimizer": opt_meta, **state}
-        (tmp / "state.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        for f in tmp.iterdir():
-            _fsync_file(f)
-        fsync_dir(tmp)
-        old = ckpt_dir / f".old-step_{step:06d}"
-        if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
+    with disk_full_as_error(ckpt_dir, f"checkpoint step {step}"):
+        try:
+            tmp.mkdir()
+            if weights is None:
+                save_model(model, str(tmp / "model.safetensors"))
+            else:
+                save_file(_cpu_tensors(weights), str(tmp / "model.safetensors"))
+            for name, tensors in (extras or {}).items():
+                if name in ("model", "optimizer"):
+                    raise ValueError(f"checkpoint extra {name!r} would overwrite {name}.safetensors")
+                save_file(_cpu_tensors(tensors), str(tmp / f"{name}.safetensors"))
+            opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+            save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "optimizer.safetensors"))
+            payload = {"format_version": 1, "step": step, "optimizer": opt_meta, **state}
+            (tmp / "state.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+            for f in tmp.iterdir():
+                _fsync_file(f)
+            fsync_dir(tmp)
+            old = ckpt_dir / f".old-step_{step:06d}"
+            if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
+                shutil.rmtree(old, ignore_errors=True)
+                os.rename(final, old)
+            os.rename(tmp, final)
+            fsync_dir(ckpt_dir)
             shutil.rmtree(old, ignore_errors=True)
-            os.rename(final, old)
-        os.rename(tmp, final)
-        fsync_dir(ckpt_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(err):
-            raise disk_full_error(ckpt_dir, f"checkpoint step {step}") from None
-        raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if keep_last > 0:
         for old in list_checkpoints(ckpt_dir)[:-keep_last]:
             shutil.rmtree(old.path, ignore_errors=True)
@@ -180,13 +179,8 @@ def load_checkpoint(ckpt: Checkpoint, model: nn.Module | None, optimizer: torch.
     try:
         payload = json.loads((ckpt.path / "state.json").read_text(encoding="utf-8"))
         if model is not None:
-            check_shapes(model, ckpt.path / "model.safetensors", "the recipe's model section")
-        missing, unexpected = ([], []) if model is None else \
-            load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{ckpt.path}/model.safetensors does not match the model: missing {sorted(missing)[:3]}, "
-                f"unexpected {sorted(unexpected)[:3]}; was the recipe's model section changed?")
+            load_weights(model, ckpt.path / "model.safetensors", "the recipe's model section",
+                         fix=f"resume from an older checkpoint by deleting {ckpt.path}")
         if optimizer is not None or restore_rng:
             tensors = load_file(str(ckpt.path / "optimizer.safetensors"))
             if optimizer is not None:

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fromzero.atomic import disk_full_error, is_disk_full, write_text, write_with
+from fromzero.atomic import disk_full_as_error, write_text, write_with
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -49,13 +49,10 @@ class MetricsLogger:
                                      purge_step=resume_step + 1 if resume_step is not None else None)
 
     def log(self, record: dict[str, Any]) -> None:
-        try:
+        with disk_full_as_error(self.path.parent, f"the step {record.get('step')} line of {self.path.name}",
+                                left="a torn last line is skipped when read and cut on --resume"):
             self._fh.write(json.dumps(record) + "\n")
             self._fh.flush()
-        except OSError as err:  # a torn last line is skipped by read_metrics and cut on resume
-            if is_disk_full(err):
-                raise disk_full_error(self.path.parent, f"{self.path.name} (step {record.get('step')})") from None
-            raise
         if self._tb is not None:
             step = record["step"]
             for key, value in record.items():
