@@ -15,7 +15,7 @@ from typing import Any
 
 from fromzero.config import load_yaml
 from fromzero.runs import FINETUNE_INFO as INFO_FILE
-from fromzero.runs import is_finetune_run, read_run_json
+from fromzero.runs import is_finetune_recipe_data, is_finetune_run, read_run_json
 from fromzero.train.checkpoint import latest_checkpoint
 
 SHOWN_LABELS = 8  # labels listed by name; the rest are counted
@@ -30,8 +30,7 @@ def is_finetune_run_dir(path: str | Path) -> bool:
     config = path / "config.yaml"
     if not config.is_file():
         return False
-    data = load_yaml(config)
-    return isinstance(data, dict) and "base" in data and "task" in data
+    return is_finetune_recipe_data(load_yaml(config))
 
 
 def _metrics_line(metrics: dict[str, Any], prefix: str = "") -> str:

@@ -27,6 +27,7 @@ from fromzero.config import apply_overrides, field, from_dict, load_yaml, requir
 from fromzero.data.chat_template import TEMPLATES
 from fromzero.finetune.freeze import FreezeConfig
 from fromzero.finetune.lora import LoRAConfig
+from fromzero.runs import is_finetune_recipe_data
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
@@ -151,8 +152,7 @@ def load_finetune_recipe(path: str | Path | None, overrides: list[str] | None = 
 
 def is_finetune_recipe(path: str | Path) -> bool:
     """True if a YAML file is a fine-tuning recipe (it has ``base`` and ``task`` sections)."""
-    data = load_yaml(path)
-    return "base" in data and "task" in data
+    return is_finetune_recipe_data(load_yaml(path))
 
 
 def recipe_dict(recipe: FinetuneRecipe) -> dict:

@@ -24,6 +24,7 @@ from typing import Any
 from fromzero.config import load_yaml
 from fromzero.errors import CheckpointError
 from fromzero.runs import FINETUNE_INFO as INFO_FILE
+from fromzero.runs import require_resumable_run_dir
 
 # Recipe sections a resumed fine-tune must share with the interrupted one: they decide the model
 # (base, head, method: which tensors exist and train), the data and its order (task, seed) and what
@@ -46,9 +47,8 @@ def check_can_resume(run_dir: Path, recipe: dict[str, Any]) -> None:
     """Refuse to resume a run that never started or already finished, or when ``recipe`` (resolved, as
     saved) changes a :data:`FROZEN_SECTIONS` key of the run's ``config.yaml``; the one-line error names
     the key and both values."""
+    require_resumable_run_dir(run_dir)
     config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
     if (run_dir / INFO_FILE).is_file():
         raise CheckpointError(f"{run_dir}: this fine-tune already finished ({INFO_FILE} is written); "
                               f"`fromzero eval {run_dir}` re-scores it, a new --out trains again")

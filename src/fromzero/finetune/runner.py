@@ -36,9 +36,9 @@ import torch
 from safetensors.torch import save_model
 from torch import nn
 
-from fromzero.atomic import require_new_folder, write_text, write_with
+from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, to_dict
-from fromzero.errors import CheckpointError, ConfigError
+from fromzero.errors import ConfigError
 from fromzero.eval.task_metrics import Scorer, score_outputs
 from fromzero.finetune.freeze import TrainableSummary
 from fromzero.finetune.hooks import FinetuneHooks
@@ -50,7 +50,7 @@ from fromzero.finetune.resume import check_can_resume
 from fromzero.finetune.sft import check_sft_base, sft_run_info, write_samples
 from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task_data
 from fromzero.models import build_model, family_of
-from fromzero.runs import FINETUNE_INFO, Run, load_run
+from fromzero.runs import FINETUNE_INFO, Run, load_run, require_fresh_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
@@ -72,14 +72,6 @@ def _rss_mb() -> tuple[float, float]:
         return pages * resource.getpagesize() / 2**20, peak
     except (OSError, ValueError, IndexError):
         return peak, peak
-
-
-def _run_dir_for(recipe: FinetuneRecipe, recipe_path: str | Path | None, out: str | Path | None) -> Path:
-    if out is not None:
-        return Path(out)
-    if recipe.out:
-        return Path(recipe.out)
-    return Path("runs") / (Path(recipe_path).stem if recipe_path else "finetune")
 
 
 def _check_inputs(recipe: FinetuneRecipe, file: str) -> None:
@@ -123,14 +115,11 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     never stopped."""
     recipe = load_finetune_recipe(recipe_path, overrides)
     file = str(recipe_path or "<overrides>")
-    run_dir = _run_dir_for(recipe, recipe_path, out)
-    if not resume and run_dir.is_dir() and (run_dir / "config.yaml").exists():
-        raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, choose another --out "
-                              "or delete it")
-    if not resume:
-        require_new_folder(run_dir, "choose another --out or delete this one")
+    run_dir = run_dir_for(out, recipe.out, recipe_path, "finetune")
     if resume:
         check_can_resume(run_dir, recipe_dict(recipe))
+    else:
+        require_fresh_run_dir(run_dir)
     _check_inputs(recipe, file)
     base = load_run(recipe.base)
     if base.finetuned and base.kind not in ("sft", "seq2seq"):  # those are plain GPT / T5 runs

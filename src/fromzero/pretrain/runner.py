@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_model
 
-from fromzero.atomic import require_new_folder, write_text, write_with
+from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, load_yaml
 from fromzero.data.shards import load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer
@@ -19,6 +19,7 @@ from fromzero.models import build_model, context_length
 from fromzero.pretrain.continued import check_init_weights, check_nsp_head, init_tokenizer, load_init_weights
 from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
+from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.loggers import plot_losses
 from fromzero.train.trainer import Trainer, TrainResult
@@ -32,23 +33,6 @@ class PretrainResult:
     unigram_entropy: float
     objective: str = "causal_lm"
     init: str | None = None  # the run this one continued, if any
-
-
-def _run_dir_for(recipe: PretrainRecipe, recipe_path: str | Path | None, out: str | Path | None) -> Path:
-    if out is not None:
-        return Path(out)
-    if recipe.out:
-        return Path(recipe.out)
-    stem = Path(recipe_path).stem if recipe_path else "run"
-    return Path("runs") / stem
-
-
-def _check_fresh(run_dir: Path) -> None:
-    """Refuse to overwrite an existing run or anything else already in the folder (nothing written is lost)."""
-    if run_dir.is_dir() and ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
-        raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, or choose "
-                              "another --out")
-    require_new_folder(run_dir, "choose another --out or delete this one")
 
 
 def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
@@ -94,11 +78,11 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
              out: str | Path | None = None, resume: bool = False, progress: bool = True) -> PretrainResult:
     """Run (or resume) a pretraining recipe; returns the run directory, final metrics and samples."""
     recipe = load_recipe(recipe_path, overrides)
-    run_dir = _run_dir_for(recipe, recipe_path, out)
-    if not resume:
-        _check_fresh(run_dir)
-    elif not (run_dir / "config.yaml").exists():
-        raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
+    run_dir = run_dir_for(out, recipe.out, recipe_path, "run")
+    if resume:
+        require_resumable_run_dir(run_dir)
+    else:
+        require_fresh_run_dir(run_dir)
     file = str(recipe_path) if recipe_path else None
     task, objective_cfg = get_task(recipe.task_name(file)), recipe.objective_config(file)
     if recipe.init:

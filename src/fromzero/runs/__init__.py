@@ -1,9 +1,19 @@
 """Run directories: the one way to open one (pretrained, imported or fine-tuned) and find its weights."""
 
-from fromzero.runs.run import FINETUNE_INFO, Run, is_finetune_run, load_run, read_run_json
+from fromzero.runs.run import (
+    FINETUNE_INFO,
+    Run,
+    is_finetune_recipe_data,
+    is_finetune_run,
+    load_run,
+    read_run_json,
+    require_fresh_run_dir,
+    require_resumable_run_dir,
+    run_dir_for,
+)
 from fromzero.runs.weights import check_shapes, find_weights, load_weights
 
 __all__ = [
-    "FINETUNE_INFO", "Run", "check_shapes", "find_weights", "is_finetune_run", "load_run", "load_weights",
-    "read_run_json",
+    "FINETUNE_INFO", "Run", "check_shapes", "find_weights", "is_finetune_recipe_data", "is_finetune_run", "load_run",
+    "load_weights", "read_run_json", "require_fresh_run_dir", "require_resumable_run_dir", "run_dir_for",
 ]

@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import nn
 
+from fromzero.atomic import require_new_folder
 from fromzero.config import load_yaml
 from fromzero.data.labels import LabelVocab
 from fromzero.data.tokenizers import Tokenizer
@@ -86,6 +87,36 @@ def read_run_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def run_dir_for(out: str | Path | None, recipe_out: str | None, recipe_path: str | Path | None,
+                default: str) -> Path:
+    """Where a run goes: ``--out``, else the recipe's ``out``, else ``runs/<recipe file name>`` (``default``
+    without a recipe file)."""
+    if out is not None:
+        return Path(out)
+    if recipe_out:
+        return Path(recipe_out)
+    return Path("runs") / (Path(recipe_path).stem if recipe_path else default)
+
+
+def require_fresh_run_dir(run_dir: Path) -> None:
+    """A new run's folder must not hold a run (that is what ``--resume`` is for) or anything else."""
+    if run_dir.is_dir() and ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
+        raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it, or choose "
+                              "another --out")
+    require_new_folder(run_dir, "choose another --out or delete this one")
+
+
+def require_resumable_run_dir(run_dir: Path) -> None:
+    """``--resume`` needs a run that started: its config.yaml."""
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
+
+
+def is_finetune_recipe_data(config: dict[str, Any]) -> bool:
+    """True for a fine-tuning recipe's content (it has ``base`` and ``task`` sections), e.g. a config.yaml."""
+    return isinstance(config, dict) and "base" in config and "task" in config
+
+
 def is_finetune_run(path: str | Path) -> bool:
     """True for a finished run directory written by ``fromzero finetune``."""
     return (Path(path) / FINETUNE_INFO).is_file()
@@ -96,7 +127,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a run directory (no config.yaml); pass the folder given by "
                               "`fromzero pretrain --out`")
     config = load_yaml(path / "config.yaml")
-    if "base" in config and "task" in config and not is_finetune_run(path):
+    if is_finetune_recipe_data(config) and not is_finetune_run(path):
         raise CheckpointError(f"{path}: an unfinished fine-tune (no {FINETUNE_INFO}); finish it with "
                               f"`fromzero finetune {path / 'config.yaml'} --out {path} --resume`")
     return config
