@@ -36,8 +36,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from fromzero.data.tokenizers import TokenizerConfig
 
     values = {"kind": args.tokenizer, "vocab_size": args.vocab_size, "lowercase": args.lowercase}
-    cfg = from_options(TokenizerConfig, values, {key: f"--{key.replace('_', '-')}" for key in values} | {
-        "kind": "--tokenizer"})
+    cfg = from_options(TokenizerConfig, values, {"kind": "--tokenizer"})
     info = prepare_corpus(args.inputs, args.out, cfg, val_fraction=args.val_fraction, seed=args.seed,
                           text_field=args.text_field)
     meta = info.meta

@@ -62,9 +62,7 @@ def _sampling(args: argparse.Namespace):
 
     values = {"max_new_tokens": args.max_tokens, "temperature": args.temperature, "top_k": args.top_k,
               "top_p": args.top_p, "stop": args.stop or [], "seed": args.seed, "greedy": args.greedy}
-    options = {"max_new_tokens": "--max-tokens", "temperature": "--temperature", "top_k": "--top-k",
-               "top_p": "--top-p", "stop": "--stop", "seed": "--seed", "greedy": "--greedy"}
-    return from_options(SamplingConfig, values, options)
+    return from_options(SamplingConfig, values, {"max_new_tokens": "--max-tokens"})
 
 
 def _generate(args: argparse.Namespace) -> int:

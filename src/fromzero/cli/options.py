@@ -65,9 +65,11 @@ fraction_below_one = _number(float, 0.0, 1.0, high_open=True)  # [0, 1): a held-
 port_number = _number(int, 0, 65535)
 
 
-def from_options(cls: type[T], values: Mapping[str, Any], options: Mapping[str, str]) -> T:
-    """``cls(**values)`` where a rule of the dataclass names the option (``options``: field -> ``--option``)."""
+def from_options(cls: type[T], values: Mapping[str, Any], renamed: Mapping[str, str] | None = None) -> T:
+    """``cls(**values)`` where a rule of the dataclass names the option it came from: ``--field-name``, or
+    ``renamed[field]`` where the option is called otherwise."""
     try:
         return cls(**values)
     except InvalidValue as err:
-        raise ConfigError(f"{options.get(err.key, err.key)}: {err.message}") from None
+        option = (renamed or {}).get(err.key) or f"--{err.key.replace('_', '-')}"
+        raise ConfigError(f"{option}: {err.message}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fromzero.cli.options import Handler, add_no_progress, positive_int, unit_interval
+from fromzero.cli.options import Handler, add_no_progress, from_options, positive_int, unit_interval
 from fromzero.cli.reports import print_finetune_eval
 
 
@@ -84,12 +84,11 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _self_train(args: argparse.Namespace) -> int:
-    from fromzero.config import from_dict
     from fromzero.finetune.self_training import REPORT_FILE, SelfTrainingConfig, self_train
 
-    cfg = from_dict(SelfTrainingConfig, {"rounds": args.rounds, "threshold": args.threshold,
-                                         "max_per_round": args.max_per_round,
-                                         "per_class_balance": args.per_class_balance}, file="self-train")
+    cfg = from_options(SelfTrainingConfig, {"rounds": args.rounds, "threshold": args.threshold,
+                                            "max_per_round": args.max_per_round,
+                                            "per_class_balance": args.per_class_balance})
     report = self_train(args.recipe, args.unlabeled, cfg, out=args.out, overrides=args.overrides,
                         progress=not args.no_progress)
     metric = next(iter(report["rounds"][0]["test"]), None)

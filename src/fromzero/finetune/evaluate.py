@@ -11,15 +11,11 @@ on a fine-tuned run reproduces what ``fromzero finetune`` wrote.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from fromzero.atomic import write_text
-from fromzero.data.labels import LabelVocab
-from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError
 from fromzero.eval.eval_file import update_eval_file
 from fromzero.eval.metrics import confusion, plot_confusion_matrix
@@ -30,7 +26,7 @@ from fromzero.finetune.predict import task_outputs
 from fromzero.finetune.recipe import FinetuneRecipe, load_finetune_recipe
 from fromzero.finetune.sft import write_samples
 from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task_data
-from fromzero.runs import load_run
+from fromzero.runs import Run, load_run
 
 CONFUSION_PNG = "plots/confusion_test.png"
 SAMPLES_TSV = "samples_test.tsv"
@@ -41,15 +37,11 @@ TRAINING_KEYS = ("method", "trainable_parameters", "total_parameters", "trainabl
 
 
 @dataclass
-class FinetunedRun:
-    """A fine-tuned run directory loaded back: recipe, model with its head, tokenizer, labels."""
+class FinetunedRun(Run):
+    """A fine-tuned run directory loaded back (``runs.Run``: model with its head, tokenizer, labels) and its
+    parsed recipe."""
 
-    path: Path
-    recipe: FinetuneRecipe
-    model: nn.Module
-    tokenizer: Tokenizer
-    vocab: LabelVocab | None
-    info: dict[str, Any]
+    recipe: FinetuneRecipe | None = None
 
 
 def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
@@ -59,7 +51,7 @@ def load_finetuned(run_dir: str | Path, device: str = "cpu") -> FinetunedRun:
         raise CheckpointError(f"{run.path}: not a fine-tuned run (no finetune.json); pass a folder written by "
                               "`fromzero finetune`")
     recipe = load_finetune_recipe(run.path / "config.yaml")
-    return FinetunedRun(run.path, recipe, run.model, run.tokenizer, run.vocab, run.info)
+    return FinetunedRun(**{f.name: getattr(run, f.name) for f in fields(run)}, recipe=recipe)
 
 
 def finetuned_task_data(run: FinetunedRun, split: str = "test") -> TaskData:

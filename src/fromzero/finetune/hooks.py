@@ -45,13 +45,16 @@ class FinetuneHooks(TrainerHooks):
         self.best_step = step
         self.best_state = {n: p.detach().clone() for n, p in self._trainable().items()}
 
+    @torch.no_grad()
+    def _load_trainable(self, tensors: dict[str, torch.Tensor]) -> None:
+        params = self._trainable()
+        for name, value in tensors.items():
+            params[name].copy_(value)
+
     def restore_best(self) -> None:
         """Put the best evaluation's trainable tensors back into the model (no-op before any evaluation)."""
         if self.best_state is not None:
-            params = self._trainable()
-            with torch.no_grad():
-                for name, value in self.best_state.items():
-                    params[name].copy_(value)
+            self._load_trainable(self.best_state)
 
     def checkpoint_weights(self) -> dict[str, torch.Tensor]:
         return {n: p.detach() for n, p in self._trainable().items()}
@@ -67,9 +70,7 @@ class FinetuneHooks(TrainerHooks):
             missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
             raise CheckpointError(f"{ckpt.path}/model.safetensors does not hold this fine-tune's trainable tensors: "
                                   f"missing {missing[:3]}, unexpected {unexpected[:3]}; was the method changed?")
-        with torch.no_grad():
-            for name, value in saved.items():
-                params[name].copy_(value)
+        self._load_trainable(saved)
         best = load_checkpoint_tensors(ckpt, BEST_FILE)
         device = next(iter(params.values())).device
         self.best_state = {n: t.to(device) for n, t in best.items()} if best is not None else None
