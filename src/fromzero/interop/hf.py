@@ -33,9 +33,9 @@ from fromzero.interop.hf_files import read_checkpoint
 from fromzero.interop.hf_keymaps import ARCHITECTURES, GPT2, LLAMA
 from fromzero.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 from fromzero.interop.keymap import Architecture, KeyMap, aliases, check_leftovers, expand, from_hf, to_hf
-from fromzero.interop.staging import check_target, staged_dir
 from fromzero.models import build_model, family_of, model_config
 from fromzero.models.heads import SequenceClassifier, SpanQA, TokenClassifier
+from fromzero.staging import check_target, staged_dir
 
 PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
                  "regression": "regression"}
