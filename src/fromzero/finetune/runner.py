@@ -52,6 +52,7 @@ from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task
 from fromzero.models import build_model, family_of
 from fromzero.runs import FINETUNE_INFO, Run, load_run, require_fresh_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
+from fromzero.train.hooks import PrepareModel, WrapObjective
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
 
@@ -106,9 +107,16 @@ def _save_weights(model: nn.Module, recipe: FinetuneRecipe, run_dir: Path) -> nn
 
 
 def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None, *, scorer: Scorer = score_outputs,
-             out: str | Path | None = None, progress: bool = True, resume: bool = False) -> FinetuneResult:
+             out: str | Path | None = None, progress: bool = True, resume: bool = False,
+             prepare_model: PrepareModel | None = None, wrap_objective: WrapObjective | None = None,
+             ) -> FinetuneResult:
     """Run a fine-tuning recipe into a run directory; ``scorer`` turns validation outputs into metrics (the
     metric libraries' scores by default; tests pass scripted ones).
+
+    ``prepare_model(model)`` is called once with the built model (base weights loaded, head attached) before
+    the fine-tuning method: it changes the model in place (compression loads pruned weights and registers
+    gradient masks there). ``wrap_objective(objective)`` returns what the Trainer trains (distillation wraps
+    the task objective).
 
     ``resume`` continues an interrupted run in that directory from its latest checkpoint (see
     :mod:`fromzero.finetune.resume`): the same weights, best selection and metrics as if it had
@@ -131,6 +139,8 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     data = load_task_data(recipe.task, base.tokenizer, decoder_start_id=decoder_start_id(base.model))
     backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
     model = build_task_model(backbone, recipe.task, data.num_labels)
+    if prepare_model is not None:
+        prepare_model(model)
     # sft: the base model's zero-shot replies to the test prompts, before any training
     base_test = (task_outputs(model, data, "test", progress=progress)
                  if recipe.task.kind == "sft" and recipe.task.eval_base else None)
@@ -139,7 +149,7 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     if base_test is not None:
         info["base_test_metrics"] = scorer(base_test)
         write_samples(run_dir / "samples_test_base.jsonl", base_test)
-    return _train(run_dir, recipe, model, data, scorer, info, summary, progress, resume)
+    return _train(run_dir, recipe, model, data, scorer, info, summary, progress, resume, wrap_objective)
 
 
 def _start_run_dir(run_dir: Path, recipe: FinetuneRecipe, base: Run, model: nn.Module, data: TaskData,
@@ -162,13 +172,17 @@ def _start_run_dir(run_dir: Path, recipe: FinetuneRecipe, base: Run, model: nn.M
 
 
 def _train(run_dir: Path, recipe: FinetuneRecipe, model: nn.Module, data: TaskData, scorer: Scorer,
-           info: dict[str, Any], summary: TrainableSummary, progress: bool, resume: bool) -> FinetuneResult:
+           info: dict[str, Any], summary: TrainableSummary, progress: bool, resume: bool,
+           wrap_objective: WrapObjective | None = None) -> FinetuneResult:
     """Train with validation-metric selection, keep the best weights, write model.safetensors and finetune.json."""
     cfg = recipe.train
     val = data.batches("validation", cfg.batch_size)
     cfg = replace(cfg, eval_batches=min(cfg.eval_batches, len(val)))
     hooks = FinetuneHooks(model, data, scorer, recipe.task.eval_examples or None)
-    trainer = Trainer(model, task_objective(recipe.task, data.weights()),
+    objective = task_objective(recipe.task, data.weights())
+    if wrap_objective is not None:
+        objective = wrap_objective(objective)
+    trainer = Trainer(model, objective,
                       data.batches("train", cfg.batch_size, recipe.seed, shuffle=True, grad_accum=cfg.grad_accum),
                       val, cfg, recipe.optim, run_dir, hooks=hooks, select_metric=f"val_{recipe.select_metric}",
                       progress=progress)

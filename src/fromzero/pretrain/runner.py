@@ -21,6 +21,7 @@ from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
 from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
+from fromzero.train.hooks import PrepareModel, WrapObjective
 from fromzero.train.loggers import plot_losses
 from fromzero.train.trainer import Trainer, TrainResult
 
@@ -75,8 +76,14 @@ def unigram_entropy(tokens) -> float:
 
 
 def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
-             out: str | Path | None = None, resume: bool = False, progress: bool = True) -> PretrainResult:
-    """Run (or resume) a pretraining recipe; returns the run directory, final metrics and samples."""
+             out: str | Path | None = None, resume: bool = False, progress: bool = True,
+             prepare_model: PrepareModel | None = None, wrap_objective: WrapObjective | None = None,
+             ) -> PretrainResult:
+    """Run (or resume) a pretraining recipe; returns the run directory, final metrics and samples.
+
+    ``prepare_model(model)`` is called once with the built (and ``init``-loaded) model before training and
+    changes it in place; ``wrap_objective(objective)`` returns what the Trainer trains. Compression uses
+    both (recovery after pruning, distillation)."""
     recipe = load_recipe(recipe_path, overrides)
     run_dir = run_dir_for(out, recipe.out, recipe_path, "run")
     if resume:
@@ -104,11 +111,15 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     if recipe.init:
         check_nsp_head(model_cfg, objective_cfg, recipe.init)
         load_init_weights(model, recipe.init, task.name)
+    if prepare_model is not None:
+        prepare_model(model)
     seq_len = recipe.train.seq_len or context_length(model_cfg)
     train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
                                       recipe.seed, objective_cfg)
-    trainer = Trainer(model, task.objective(objective_cfg), train_src, val_src, recipe.train, recipe.optim,
-                      run_dir, progress=progress)
+    objective = task.objective(objective_cfg)
+    if wrap_objective is not None:
+        objective = wrap_objective(objective)
+    trainer = Trainer(model, objective, train_src, val_src, recipe.train, recipe.optim, run_dir, progress=progress)
     # A run killed before its first checkpoint resumes from step 0.
     result = trainer.fit(resume=resume and latest_checkpoint(run_dir / "checkpoints") is not None)
 

@@ -9,12 +9,19 @@ just what it needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from fromzero.objectives import Objective
 from fromzero.train.checkpoint import Checkpoint
+
+#: What a runner calls once with the built model before training; it changes the model in place.
+PrepareModel = Callable[[nn.Module], None]
+#: What a runner passes the task objective through; it returns the objective the Trainer trains.
+WrapObjective = Callable[[Objective], Objective]
 
 
 class TrainerHooks:
