@@ -130,7 +130,8 @@ class GPT(nn.Module):
                   dtype: torch.dtype | None = None) -> KVCache:
         """An empty KV cache sized for ``batch`` sequences of up to ``max_len`` tokens."""
         c, weight = self.config, self.tok_emb.weight
-        return KVCache(c.n_layer, batch, c.n_kv_head or c.n_head, c.head_dim, max_len or c.block_size,
+        heads = [block.attn.n_kv_head for block in self.blocks]  # per layer: structured pruning may differ
+        return KVCache(c.n_layer, batch, heads, c.head_dim, max_len or c.block_size,
                        dtype=dtype or weight.dtype, device=device or weight.device)
 
     def hidden_states(self, input_ids: torch.Tensor, *, attention_mask: torch.Tensor | None = None,

@@ -252,7 +252,8 @@ class T5(nn.Module):
         cache serves one encoded batch.
         """
         c, weight = self.config, self.tok_emb.weight
-        kv = KVCache(c.n_dec_layer, batch, c.n_head, c.d_kv, max_len or c.max_positions,
+        heads = [block.attn.n_head for block in self.decoder.blocks]  # per layer: structured pruning may differ
+        kv = KVCache(c.n_dec_layer, batch, heads, c.d_kv, max_len or c.max_positions,
                      dtype=dtype or weight.dtype, device=device or weight.device)
         return T5Cache(kv, CrossKVCache(c.n_dec_layer))
 

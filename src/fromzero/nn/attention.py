@@ -97,6 +97,9 @@ class SelfAttention(nn.Module):
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
         self.rope = rope
+        # Set by nn.shrink.keep_heads: which of the original heads remain, to pick their rows of a
+        # position_bias computed for all of them (T5 shares one bias across layers).
+        self.register_buffer("head_index", None)
 
     def forward(self, x: torch.Tensor, *, positions: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
@@ -110,6 +113,8 @@ class SelfAttention(nn.Module):
         """
         B, T, _ = x.shape
         hd = self.head_dim
+        if position_bias is not None and self.head_index is not None and position_bias.shape[1] != self.n_head:
+            position_bias = position_bias.index_select(1, self.head_index)  # (B|1, H_kept, T, S)
         q, k, v = self.qkv(x).split([self.n_head * hd, self.n_kv_head * hd, self.n_kv_head * hd], dim=-1)
         q = q.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_kv_head, hd).transpose(1, 2)  # (B, Hkv, T, D)

@@ -62,6 +62,7 @@ class CrossAttention(nn.Module):
         self.proj.is_residual_projection = True
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
+        self.register_buffer("head_index", None)  # set by nn.shrink.keep_heads, as SelfAttention's
 
     def memory_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Project the memory (B, S, C_mem) into keys and values, each (B, H, S, D)."""
@@ -88,6 +89,8 @@ class CrossAttention(nn.Module):
             if cache is not None:
                 cache.set(layer, *kv)
         k, v = kv
+        if position_bias is not None and self.head_index is not None and position_bias.shape[1] != self.n_head:
+            position_bias = position_bias.index_select(1, self.head_index)  # (B|1, H_kept, T, S)
         q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_bias(mask, position_bias, q.dtype),
                                            dropout_p=self.dropout if self.training else 0.0, scale=self.scale)

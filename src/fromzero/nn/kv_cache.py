@@ -8,17 +8,25 @@ All rows share one length: ragged prompts are left-padded and masked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
 class KVCache:
-    """Per-layer key/value buffers of shape (B, H_kv, max_len, D)."""
+    """Per-layer key/value buffers of shape (B, H_kv, max_len, D).
 
-    def __init__(self, n_layer: int, batch: int, n_kv_head: int, head_dim: int, max_len: int,
+    ``n_kv_head`` is one count for every layer, or one per layer (structured pruning leaves layers with
+    different numbers of heads).
+    """
+
+    def __init__(self, n_layer: int, batch: int, n_kv_head: int | Sequence[int], head_dim: int, max_len: int,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
-        shape = (batch, n_kv_head, max_len, head_dim)
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layer)]
-        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layer)]
+        heads = [n_kv_head] * n_layer if isinstance(n_kv_head, int) else list(n_kv_head)
+        if len(heads) != n_layer:
+            raise ValueError(f"{len(heads)} head counts for {n_layer} layers")
+        self.keys = [torch.zeros(batch, h, max_len, head_dim, dtype=dtype, device=device) for h in heads]
+        self.values = [torch.zeros(batch, h, max_len, head_dim, dtype=dtype, device=device) for h in heads]
         self.max_len = max_len
         self.length = 0  # positions filled so far (same for every layer once a forward ends)
 
