@@ -29,10 +29,10 @@ from fromzero.errors import CheckpointError, ConfigError
 from fromzero.interop.hf import HFExport, export_model, load_hf_model
 from fromzero.interop.hf_hub import resolve_source
 from fromzero.interop.hf_tokenizer import load_hf_tokenizer
-from fromzero.interop.staging import check_target, staged_dir
 from fromzero.pretrain.recipe import DataConfig, PretrainRecipe, resolved_dict
 from fromzero.pretrain.tasks import DEFAULT_TASK, get_task
 from fromzero.runs import load_run
+from fromzero.staging import check_target, staged_dir
 
 
 @dataclass
@@ -106,5 +106,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, force: bool = False,
         raise ConfigError(f"--dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
     check_target(Path(out_dir), force)
     run = load_run(run_dir)
+    shaped = [s["op"] for s in (run.compression or {}).get("steps", []) if s["op"] in ("structured", "quantize")]
+    if shaped:
+        raise ConfigError(f"{run.path}: a {shaped[0]} run (see its compression.json) has no Hugging Face "
+                          "equivalent layout; export its float source run "
+                          f"({run.compression.get('source')}), or this run with `fromzero export-onnx`")
     return export_model(run.model, run.tokenizer, out_dir, force=force, dtype=DTYPES[dtype] if dtype else None)
 

@@ -7,6 +7,7 @@
     run_dir/data/              pretraining: the token shards it trained on; fine-tune: its validation/test copies
     run_dir/finetune.json      fine-tuned runs only: backbone family and config, head kind, problem, labels, ...
     run_dir/source.json        imported runs only: the Hugging Face checkpoint it came from
+    run_dir/compression.json   compressed runs only: the steps applied (see fromzero.runs.compression)
     run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
 
 Everything that consumes a trained model (generate, eval, info, serve,
@@ -33,6 +34,7 @@ from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, model_config
 from fromzero.models.heads import build_head
+from fromzero.runs.compression import COMPRESSION_INFO, check_compression_info, restore_structure
 from fromzero.runs.weights import find_weights, load_weights
 
 FINETUNE_INFO = "finetune.json"
@@ -50,6 +52,7 @@ class Run:
     weights: Path | None
     info: dict[str, Any] | None = None  # finetune.json
     vocab: LabelVocab | None = None  # class or tag names of a fine-tuned run
+    compression: dict[str, Any] | None = None  # compression.json of a compressed run
 
     @property
     def finetuned(self) -> bool:
@@ -165,12 +168,24 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
         raise CheckpointError(f"{path}: tokenizer.json is missing; the run directory is incomplete")
     tokenizer = Tokenizer.load(path / "tokenizer.json")
     vocab = LabelVocab(info["labels"]) if info and info.get("labels") else None
+    compression = _compression(path)
     model, weights = None, None
     if with_weights:
         weights = path / "model.safetensors" if info is not None else find_weights(path)
         if weights is None:
             raise CheckpointError(f"{path}: no model.safetensors and no checkpoint; train it first")
         model = _model(cfg, config, info)
+        if compression is not None:
+            restore_structure(model, compression, path / COMPRESSION_INFO)
         load_weights(model, weights, FINETUNE_INFO if info is not None else "config.yaml", device)
         model.to(device).eval()
-    return Run(path, config, cfg, model, tokenizer, weights, info, vocab)
+    return Run(path, config, cfg, model, tokenizer, weights, info, vocab, compression)
+
+
+def _compression(path: Path) -> dict[str, Any] | None:
+    file = path / COMPRESSION_INFO
+    if not file.is_file():
+        return None
+    info = read_run_json(file)
+    check_compression_info(info, file)
+    return info
