@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import sys
 
-from fromzero.cli import data, evaluation, inference, interop, training
+from fromzero.cli import compression, data, evaluation, inference, interop, training
 from fromzero.cli.options import Handler, OneLineParser
 from fromzero.errors import FromZeroError, TrainingStopped
 from fromzero.progress import silenced
@@ -34,10 +34,14 @@ USAGE_EXAMPLES = """examples:
   fromzero finetune recipes/sft_trec_instruct.yaml
   fromzero generate runs/sft_trec_instruct --chat --greedy --prompt $'Who wrote Emma ?\\nWhat kind of answer?'
   fromzero self-train recipes/finetune_trec_lora.yaml --unlabeled pool.jsonl --rounds 3 --threshold 0.9
+  fromzero compress prune runs/finetune_trec_full --sparsity 0.5 --method wanda --out runs/trec-wanda50
+  fromzero compress quantize runs/finetune_trec_full --mode dynamic-int8 --out runs/trec-int8
+  fromzero compress distill recipes/quickstart.yaml --teacher runs/quickstart --model.n_layer=2 --out runs/qs-kd
+  fromzero export-onnx runs/finetune_trec_full exported/trec_onnx --int8   # checked with ONNX Runtime
 """
 
 # commands whose recipes take --section.key=value overrides
-TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info")
+TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -46,7 +50,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     handlers: dict[str, Handler] = {}
-    for group in (data, training, inference, evaluation, interop):
+    for group in (data, training, inference, evaluation, interop, compression):
         handlers.update(group.add_commands(sub))
     return parser, handlers
 

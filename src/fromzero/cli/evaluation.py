@@ -104,8 +104,9 @@ def _info(args: argparse.Namespace) -> int:
     from fromzero.train.cost_estimate import cost_estimate, human
 
     target = Path(args.target)
+    compression = _compression_lines(target)
     if is_finetune_run_dir(target):
-        print("\n".join(describe_finetune_run(target)))
+        print("\n".join(describe_finetune_run(target) + compression))
         return 0
     if target.is_dir():
         from fromzero.runs import load_run
@@ -128,7 +129,25 @@ def _info(args: argparse.Namespace) -> int:
     print(f"training memory (AdamW fp32, batch {batch}, context {est['assumptions']['seq_len']}): "
           f"{human(m['weights_grads_adamw'], 'B')} weights+grads+optimizer, "
           f"{human(m['activations'], 'B')} activations, ~{human(m['total'], 'B')} total (estimate)")
+    print("\n".join(compression))
     return 0
+
+
+def _compression_lines(target: Path) -> list[str]:
+    """What compression.json says about a compressed run: its source and each step, one line each."""
+    file = target / "compression.json"
+    if not file.is_file():
+        return []
+    from fromzero.runs import read_run_json
+    from fromzero.runs.compression import check_compression_info
+
+    info = read_run_json(file)
+    lines = [f"compressed from: {info.get('source')} (the parameter counts above are the uncompressed config's)"]
+    for i, step in enumerate(check_compression_info(info, file), 1):
+        fields = ", ".join(f"{k}={v}" for k, v in step.items()
+                           if k != "op" and isinstance(v, (str, int, float, bool)) and v is not None)
+        lines.append(f"  step {i}: {step['op']} ({fields})")
+    return lines
 
 
 def _plain(cfg) -> dict:
