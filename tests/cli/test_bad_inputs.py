@@ -240,6 +240,15 @@ def pickle_bomb(folder_name: str = "hf") -> Setup:
     return setup
 
 
+def quantized(source: str, name: str) -> Setup:
+    """``name``: ``source`` (a run in the row's folder) quantized to weight-only int8."""
+    def setup(ctx: Ctx) -> None:
+        from fromzero.compress import quantize_run
+
+        quantize_run(ctx.tmp / source, ctx.tmp / name, mode="weight-int8", progress=False)
+    return setup
+
+
 def tiny(ctx: Ctx) -> list[str]:
     """Overrides that keep a pretraining run that should have been refused down to seconds."""
     return [*ctx.shared("tiny_overrides"), "--data.inputs=[pp.txt]", "--train.max_steps=2", "--sample.prompts=[]"]
@@ -272,6 +281,10 @@ FINETUNE = ["finetune", "recipe.yaml", "--out", "ft_out", "--no-progress"]
 # continued pretraining from a copy of the tiny run: model and tokenizer come from it
 INIT_OVERRIDES = ["--data.inputs=[pp.txt]", "--train.max_steps=2", "--train.batch_size=8", "--train.threads=1",
                   "--sample.prompts=[]"]
+PRUNE = ["compress", "prune", "run", "--out", "out", "--no-progress"]
+QUANTIZE = ["compress", "quantize", "run", "--out", "out", "--no-progress"]
+DISTILL = ["compress", "distill", "r.yaml", "--teacher", "run", "--out", "out", "--no-progress"]
+STUDENT_YAML = "model: {name: gpt-char-tiny}\n"
 SELF_TRAIN = ["self-train", "recipe.yaml", "--unlabeled", "pool.jsonl", "--out", "st_out", "--no-progress"]
 
 ROWS: list[Row] = [
@@ -414,6 +427,60 @@ ROWS: list[Row] = [
         setup=_all(gpt_run(), write("exported", "not a folder\n")), out="exported"),
     row("export-hf-out-is-a-non-empty-folder", ["export-hf", "run", "exported"], "exported", "not empty", "--force",
         setup=_all(gpt_run(), folder("exported", "config.json")), out="exported"),
+    # export-onnx -----------------------------------------------------------------------------------------------
+    row("export-onnx-missing-run", ["export-onnx", "nosuch", "onnx"], "nosuch", "not a run directory", out="onnx"),
+    row("export-onnx-out-is-a-non-empty-folder", ["export-onnx", "run", "onnx"], "onnx", "not empty",
+        setup=_all(gpt_run(), folder("onnx", "keep.txt")), out="onnx"),
+    row("export-onnx-quantized-run", ["export-onnx", "q", "onnx"], "compression.json", "float run", "--int8",
+        setup=_all(gpt_run(), quantized("run", "q")), out="onnx"),
+    row("export-onnx-opset-13", ["export-onnx", "run", "onnx", "--opset", "13"], "--opset", "13", setup=gpt_run(),
+        out="onnx"),
+    # compress prune --------------------------------------------------------------------------------------------
+    row("compress-prune-issue-14-sparsity-1", [*PRUNE, "--sparsity", "1.0"], "--sparsity", setup=gpt_run(),
+        out="out"),
+    row("compress-prune-sparsity-negative", [*PRUNE, "--sparsity", "-0.1"], "--sparsity", setup=gpt_run(), out="out"),
+    row("compress-prune-unknown-method", [*PRUNE, "--sparsity", "0.5", "--method", "random"], "--method",
+        setup=gpt_run(), out="out"),
+    row("compress-prune-wanda-without-calibration", [*PRUNE, "--sparsity", "0.5", "--method", "wanda",
+                                                     "--calibration", "0"], "--calibration", setup=gpt_run(),
+        out="out"),
+    row("compress-prune-unknown-structure", [*PRUNE, "--sparsity", "0.5", "--structured", "layers"], "--structured",
+        setup=gpt_run(), out="out"),
+    row("compress-prune-missing-run", ["compress", "prune", "nosuch", "--sparsity", "0.5", "--out", "out"],
+        "config.yaml", out="out"),
+    row("compress-prune-out-is-a-non-empty-folder", [*PRUNE, "--sparsity", "0.5"], "out", "not empty",
+        setup=_all(gpt_run(), folder("out", "keep.txt")), out="out"),
+    row("compress-prune-recover-other-model", [*PRUNE, "--sparsity", "0.5", "--recover", "run/config.yaml",
+                                               "--model.n_embd=48"], "model.n_embd", setup=gpt_run(), out="out"),
+    row("compress-prune-overrides-without-recover", [*PRUNE, "--sparsity", "0.5", "--train.max_steps=3"],
+        "--train.max_steps=3", "--recover", setup=gpt_run(), out="out"),
+    # compress quantize -----------------------------------------------------------------------------------------
+    row("compress-quantize-unknown-mode", [*QUANTIZE, "--mode", "int3"], "--mode", setup=gpt_run(), out="out"),
+    row("compress-quantize-issue-14-unknown-keep-float-pattern", [*QUANTIZE, "--mode", "weight-int4",
+                                                                  "--keep-float", "blocks.7.*"],
+        "--keep-float", "blocks.7.*", "matches no", setup=gpt_run(), out="out"),
+    row("compress-quantize-group-size-does-not-divide", [*QUANTIZE, "--mode", "weight-int4", "--group-size", "48"],
+        "--group-size 48", "64", setup=gpt_run(), out="out"),
+    row("compress-quantize-gptq-without-calibration", [*QUANTIZE, "--mode", "weight-int4", "--gptq",
+                                                       "--calibration", "0"], "--gptq", setup=gpt_run(), out="out"),
+    row("compress-quantize-issue-14-already-quantized", ["compress", "quantize", "q", "--mode", "weight-int4",
+                                                         "--out", "out"], "already quantized",
+        setup=_all(gpt_run(), quantized("run", "q")), out="out"),
+    row("compress-quantize-recipe-overrides", [*QUANTIZE, "--mode", "weight-int8", "--train.max_steps=3"],
+        "--train.max_steps=3", setup=gpt_run(), out="out"),
+    # compress distill ------------------------------------------------------------------------------------------
+    row("compress-distill-alpha-1.5", [*DISTILL, "--alpha", "1.5"], "--alpha",
+        setup=_all(gpt_run(), write("r.yaml", STUDENT_YAML)), out="out"),
+    row("compress-distill-temperature-0", [*DISTILL, "--temperature", "0"], "--temperature",
+        setup=_all(gpt_run(), write("r.yaml", STUDENT_YAML)), out="out"),
+    row("compress-distill-teacher-not-a-run", ["compress", "distill", "r.yaml", "--teacher", "nosuch", "--out", "out"],
+        "nosuch", "not a run directory", setup=write("r.yaml", STUDENT_YAML), out="out"),
+    row("compress-distill-issue-14-student-vocabulary-differs", DISTILL, "student vocabulary (",
+        setup=_all(gpt_run(), bert_run(), write("r.yaml", STUDENT_YAML + "data: {prepared: bert/data}\n")),
+        out="out"),
+    row("compress-distill-classifier-teacher-pretraining-recipe", ["compress", "distill", "r.yaml", "--teacher", "ft",
+                                                                  "--out", "out"], "fine-tuning recipe",
+        setup=_all(ft_run(), write("r.yaml", STUDENT_YAML)), out="out"),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------
     row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
     row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),
@@ -604,8 +671,11 @@ def test_rows_cover_the_issue_and_every_command() -> None:
     assert len(ids) == len(set(ids)) and len(ids) >= 70
     for n in (1, 2, 3, 4, 5, 6, 7, 8):
         assert any(f"issue-{n}-" in i for i in ids), n
+    for case in ("sparsity-1", "already-quantized", "student-vocabulary-differs", "unknown-keep-float-pattern"):
+        assert any(f"issue-14-{case}" in i for i in ids), case
     for command in ("prepare", "pretrain", "finetune", "self-train", "prepare-task", "generate", "eval", "info",
-                    "fill-mask", "import-hf", "export-hf", "serve"):
+                    "fill-mask", "import-hf", "export-hf", "serve", "export-onnx", "compress-prune",
+                    "compress-quantize", "compress-distill"):
         assert any(i.startswith(command + "-") for i in ids), command
 
 
