@@ -50,7 +50,7 @@ from fromzero.objectives.distillation import Distillation, LiveTeacher, TeacherS
 from fromzero.pretrain.recipe import load_recipe
 from fromzero.pretrain.runner import pretrain
 from fromzero.pretrain.tasks import get_task
-from fromzero.runs import FINETUNE_INFO, Run, is_finetune_recipe_data, load_run, read_run_json, require_fresh_run_dir
+from fromzero.runs import Run, is_finetune_recipe_data, load_run, require_fresh_run_dir
 from fromzero.runs.compression import COMPRESSION_INFO, FORMAT
 from fromzero.train.trainer import TrainResult
 
@@ -217,11 +217,6 @@ def _student_model(plan: _Plan) -> nn.Module:
     return build_task_model(model, plan.task, plan.num_labels) if plan.finetune else model
 
 
-def _become(model: nn.Module, student: nn.Module) -> None:
-    """Turn ``model`` into ``student`` in place (same class: its modules and attributes are taken over)."""
-    model.__dict__.update(student.__dict__)
-
-
 def _init_kind(plan: _Plan, cfg: DistillConfig) -> str:
     """teacher | pca-embeddings | base (a fine-tune's backbone from its base run, every other block when
     shallower) | random (a narrower fine-tuned student) | recipe (a language model: as its recipe initialises it)."""
@@ -240,18 +235,19 @@ def _prepare(plan: _Plan, teacher: Run, cfg: DistillConfig, counts: dict[str, in
     """The runner's ``prepare_model``: shrink a fine-tune's model to the student, copy teacher layers."""
     init = _init_kind(plan, cfg)
 
-    def prepare(model: nn.Module) -> None:
+    def prepare(model: nn.Module) -> nn.Module:
         if plan.finetune and (plan.student_config != plan.base_config or init in ("teacher", "pca-embeddings")):
             student = _student_model(plan)
             if init == "base":  # DistilBERT: every other block of the pretrained backbone
                 init_from_teacher(student.backbone, model.backbone)
-            _become(model, student)
+            model = student
         if init == "teacher":
             init_from_teacher(model, teacher.model)
         elif init == "pca-embeddings":
             pca_embeddings(model.backbone if plan.finetune else model,
                            teacher.model.backbone if plan.finetune else teacher.model)
         counts["student"] = _parameters(model)
+        return model
 
     return prepare
 
@@ -293,11 +289,7 @@ def check_distill(teacher_dir: str | Path, recipe_path: str | Path | None, overr
 
 
 def _finish(run_dir: Path, plan: _Plan, teacher: Run, step: dict[str, Any]) -> None:
-    """What the runner does not write: the student's backbone config, its data, compression.json."""
-    if plan.finetune and plan.student_config != plan.base_config:
-        info = read_run_json(run_dir / FINETUNE_INFO)
-        info["model"] = to_dict(plan.student_config)  # the runner records the base's; the student is smaller
-        write_text(run_dir / FINETUNE_INFO, json.dumps(info, indent=1))
+    """What the runner does not write: the student's data and compression.json."""
     if plan.data_dir is not None and not (run_dir / "data").exists():
         shutil.copytree(plan.data_dir, run_dir / "data")  # held-out shards for eval and later compression
     record = {"format": FORMAT, "source": str(teacher.path), "steps": [step]}

@@ -79,7 +79,7 @@ def mask_preparer(pruned: nn.Module, masks: dict[str, torch.Tensor]):
     """The runners' ``prepare_model``: shape like ``pruned``, load its weights, keep masked weights at zero."""
     state = {k: v.detach().cpu().clone() for k, v in pruned.state_dict().items()}
 
-    def prepare(model: nn.Module) -> None:
+    def prepare(model: nn.Module) -> nn.Module:
         match_structure(model, pruned)
         try:
             model.load_state_dict(state, strict=True)
@@ -88,6 +88,7 @@ def mask_preparer(pruned: nn.Module, masks: dict[str, torch.Tensor]):
             raise ConfigError(f"--recover: the recipe's model does not match the pruned run's ({first}); use "
                               "the recipe the run was trained with (same task labels and model)") from None
         register_masks(model, masks)
+        return model
 
     return prepare
 

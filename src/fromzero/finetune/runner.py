@@ -114,9 +114,9 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     metric libraries' scores by default; tests pass scripted ones).
 
     ``prepare_model(model)`` is called once with the built model (base weights loaded, head attached) before
-    the fine-tuning method: it changes the model in place (compression loads pruned weights and registers
-    gradient masks there). ``wrap_objective(objective)`` returns what the Trainer trains (distillation wraps
-    the task objective).
+    the fine-tuning method and returns the model to train: compression loads pruned weights and registers
+    gradient masks there, or returns a smaller student. ``wrap_objective(objective)`` returns what the
+    Trainer trains (distillation wraps the task objective).
 
     ``resume`` continues an interrupted run in that directory from its latest checkpoint (see
     :mod:`fromzero.finetune.resume`): the same weights, best selection and metrics as if it had
@@ -140,7 +140,7 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     backbone = build_model(base.model_config) if recipe.from_scratch else base.model  # seeded fresh init
     model = build_task_model(backbone, recipe.task, data.num_labels)
     if prepare_model is not None:
-        prepare_model(model)
+        model = prepare_model(model)
     # sft: the base model's zero-shot replies to the test prompts, before any training
     base_test = (task_outputs(model, data, "test", progress=progress)
                  if recipe.task.kind == "sft" and recipe.task.eval_base else None)
@@ -158,7 +158,8 @@ def _start_run_dir(run_dir: Path, recipe: FinetuneRecipe, base: Run, model: nn.M
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(recipe_dict(recipe)))
     base.tokenizer.save(run_dir / "tokenizer.json")
-    info = {"family": family_of(base.model_config).name, "model": to_dict(base.model_config),
+    backbone_config = getattr(getattr(model, "backbone", model), "config", base.model_config)  # a student's own
+    info = {"family": family_of(backbone_config).name, "model": to_dict(backbone_config),
             "kind": recipe.task.kind, "problem": recipe.task.problem, "num_labels": data.num_labels,
             "pooling": getattr(model, "pooling", None), "labels": data.vocab.labels if data.vocab else None,
             "files": _copy_eval_files(recipe, run_dir), "base": str(recipe.base), "method": recipe.method.name,

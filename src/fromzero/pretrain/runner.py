@@ -82,7 +82,7 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     """Run (or resume) a pretraining recipe; returns the run directory, final metrics and samples.
 
     ``prepare_model(model)`` is called once with the built (and ``init``-loaded) model before training and
-    changes it in place; ``wrap_objective(objective)`` returns what the Trainer trains. Compression uses
+    returns the model to train; ``wrap_objective(objective)`` returns what the Trainer trains. Compression uses
     both (recovery after pruning, distillation)."""
     recipe = load_recipe(recipe_path, overrides)
     run_dir = run_dir_for(out, recipe.out, recipe_path, "run")
@@ -112,7 +112,7 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
         check_nsp_head(model_cfg, objective_cfg, recipe.init)
         load_init_weights(model, recipe.init, task.name)
     if prepare_model is not None:
-        prepare_model(model)
+        model = prepare_model(model)
     seq_len = recipe.train.seq_len or context_length(model_cfg)
     train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
                                       recipe.seed, objective_cfg)

@@ -18,8 +18,9 @@ from torch import nn
 from fromzero.objectives import Objective
 from fromzero.train.checkpoint import Checkpoint
 
-#: What a runner calls once with the built model before training; it changes the model in place.
-PrepareModel = Callable[[nn.Module], None]
+#: What a runner calls once with the built model before training; returns the model to train (the same one
+#: changed in place, or another, e.g. a smaller student).
+PrepareModel = Callable[[nn.Module], nn.Module]
 #: What a runner passes the task objective through; it returns the objective the Trainer trains.
 WrapObjective = Callable[[Objective], Objective]
 
