@@ -104,3 +104,24 @@ def test_quantized_classifier_evaluates_on_its_test_split(tiny_bert_run: Path, t
     batch = calibration_batches(float_run, 1, 8)[0]
     a, b = forward(float_run.model, batch), forward(int8_run.model, batch)
     assert (a - b).abs().max() <= 0.05 * a.abs().max()
+
+
+LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_runs"
+
+
+@pytest.mark.parametrize("name", ["t5_run", "t5_mt", "gpt_cls", "gpt_sft"])
+@pytest.mark.parametrize("mode", ["dynamic-int8", "weight-int4"])
+def test_every_run_kind_quantizes_reloads_and_stays_close(name: str, mode: str, tmp_path: Path) -> None:
+    """T5 (pretrained and seq2seq), a GPT classifier and an SFT GPT: quantize (int4 with GPTQ on the run's own
+    calibration batches), reload through load_run, and the logits stay near the float model's."""
+    extra = ["--group-size", "16", "--gptq", "--calibration", "2"] if mode == "weight-int4" else []
+    out = tmp_path / "q"
+    assert main(["compress", "quantize", str(LEGACY / name), "--mode", mode, "--out", str(out), "--no-progress",
+                 *extra]) == 0
+    source, quantized = load_run(LEGACY / name), load_run(out)
+    assert any(isinstance(m, QuantizedLinear) for m in quantized.model.modules())
+    batch = calibration_batches(source, 1, 4, seed=5)[0]
+    with torch.no_grad():
+        a, b = forward(source.model, batch), forward(quantized.model, batch)
+    tolerance = 0.02 if mode == "dynamic-int8" else 0.08  # of the logits' range (measured: <= 0.007 / 0.03)
+    assert (a - b).abs().max() <= tolerance * (a.max() - a.min())
