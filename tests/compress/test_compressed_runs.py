@@ -125,3 +125,14 @@ def test_every_run_kind_quantizes_reloads_and_stays_close(name: str, mode: str, 
         a, b = forward(source.model, batch), forward(quantized.model, batch)
     tolerance = 0.02 if mode == "dynamic-int8" else 0.08  # of the logits' range (measured: <= 0.007 / 0.03)
     assert (a - b).abs().max() <= tolerance * (a.max() - a.min())
+
+
+def test_structured_t5_exports_to_onnx(tmp_path: Path) -> None:
+    """Per-layer head counts and T5's head_index (shared relative bias) survive tracing: ONNX Runtime agrees."""
+    from fromzero.interop.onnx_export import export_onnx
+
+    pruned = tmp_path / "t5-heads"
+    assert main(["compress", "prune", str(LEGACY / "t5_run"), "--sparsity", "0.5", "--structured", "heads",
+                 "--out", str(pruned), "--no-progress"]) == 0
+    export = export_onnx(pruned, tmp_path / "onnx")
+    assert export.max_abs_diff is not None and export.max_abs_diff <= 1e-4
