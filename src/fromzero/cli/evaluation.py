@@ -135,15 +135,13 @@ def _info(args: argparse.Namespace) -> int:
 
 def _compression_lines(target: Path) -> list[str]:
     """What compression.json says about a compressed run: its source and each step, one line each."""
-    file = target / "compression.json"
-    if not file.is_file():
-        return []
-    from fromzero.runs import read_run_json
-    from fromzero.runs.compression import check_compression_info
+    from fromzero.runs import read_compression_info
 
-    info = read_run_json(file)
+    info = read_compression_info(target) if target.is_dir() else None
+    if info is None:
+        return []
     lines = [f"compressed from: {info.get('source')} (the parameter counts above are the uncompressed config's)"]
-    for i, step in enumerate(check_compression_info(info, file), 1):
+    for i, step in enumerate(info["steps"], 1):
         fields = ", ".join(f"{k}={v}" for k, v in step.items()
                            if k != "op" and isinstance(v, (str, int, float, bool)) and v is not None)
         lines.append(f"  step {i}: {step['op']} ({fields})")

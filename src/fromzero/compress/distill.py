@@ -26,7 +26,6 @@ folder) is checked before the runner writes anything. The output is the runner's
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 from torch import nn
 
-from fromzero.atomic import write_text
+from fromzero.compress.run_output import write_compression_info
 from fromzero.compress.student_init import init_from_teacher, pca_embeddings, teacher_state_for
 from fromzero.compress.teacher_cache import CACHE_DIR, TeacherCache
 from fromzero.config import field, load_yaml, require, to_dict
@@ -51,7 +50,6 @@ from fromzero.pretrain.recipe import load_recipe
 from fromzero.pretrain.runner import pretrain
 from fromzero.pretrain.tasks import get_task
 from fromzero.runs import Run, is_finetune_recipe_data, load_run, require_fresh_run_dir
-from fromzero.runs.compression import COMPRESSION_INFO, FORMAT
 from fromzero.train.trainer import TrainResult
 
 TEACHER_KINDS = ("pretrained", "sequence_classification", "token_classification")
@@ -292,8 +290,7 @@ def _finish(run_dir: Path, plan: _Plan, teacher: Run, step: dict[str, Any]) -> N
     """What the runner does not write: the student's data and compression.json."""
     if plan.data_dir is not None and not (run_dir / "data").exists():
         shutil.copytree(plan.data_dir, run_dir / "data")  # held-out shards for eval and later compression
-    record = {"format": FORMAT, "source": str(teacher.path), "steps": [step]}
-    write_text(run_dir / COMPRESSION_INFO, json.dumps(record, indent=1))
+    write_compression_info(run_dir, teacher.path, [step])
 
 
 def distill(teacher_dir: str | Path, recipe_path: str | Path | None, overrides: list[str] | None = None,

@@ -14,7 +14,6 @@ pruned weights.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from fromzero.atomic import write_text
 from fromzero.compress.prune import prunable_linears
-from fromzero.compress.run_output import compression_steps
+from fromzero.compress.run_output import compression_steps, write_compression_info
 from fromzero.compress.structured import attention_layers, ffn_layers
 from fromzero.config import load_yaml, to_dict
 from fromzero.data.tokenizers import Tokenizer
@@ -38,7 +36,6 @@ from fromzero.pretrain.recipe import load_recipe
 from fromzero.pretrain.runner import pretrain
 from fromzero.pretrain.tasks import get_task
 from fromzero.runs import Run, is_finetune_recipe_data, load_run
-from fromzero.runs.compression import COMPRESSION_INFO, FORMAT
 
 # model settings that change no tensor shape: a recovery recipe may choose its own
 FREE_MODEL_KEYS = ("dropout", "attn_dropout", "init_std", "init_factor")
@@ -174,8 +171,6 @@ def recover(source: Run, pruned: nn.Module, steps: list[dict[str, Any]], recipe_
         # recovery read prepared shards elsewhere; keep the source's held-out data beside the model, as an
         # unrecovered pruned run does (calibration and eval read it)
         shutil.copytree(source.path / "data", Path(out) / "data")
-    record = {"format": FORMAT, "source": str(source.path),
-              "steps": [*compression_steps(source.path), *steps,
-                        {"op": "recover", "recipe": str(recipe_path), "overrides": list(overrides or []), "steps": n}]}
-    write_text(Path(out) / COMPRESSION_INFO, json.dumps(record, indent=1))
+    recovered = {"op": "recover", "recipe": str(recipe_path), "overrides": list(overrides or []), "steps": n}
+    write_compression_info(Path(out), source.path, [*compression_steps(source.path), *steps, recovered])
     return Path(out), n

@@ -19,28 +19,24 @@ from safetensors.torch import save_model
 from torch import nn
 
 from fromzero.atomic import write_text
-from fromzero.runs import Run, read_run_json
-from fromzero.runs.compression import COMPRESSION_INFO, FORMAT, check_compression_info
+from fromzero.runs import Run, read_compression_info
+from fromzero.runs.compression import COMPRESSION_INFO, FORMAT
 from fromzero.staging import check_target, staged_dir
 
 # the files and folders of a run that describe its model and data, not its training history
 KEPT = ("config.yaml", "tokenizer.json", "finetune.json", "labels.txt", "source.json", "summary.json", "data")
 
 
-def compression_record(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run's compression.json, checked; None for a run that was never compressed."""
-    file = Path(run_dir) / COMPRESSION_INFO
-    if not file.is_file():
-        return None
-    info = read_run_json(file)
-    check_compression_info(info, file)
-    return info
-
-
 def compression_steps(run_dir: str | Path) -> list[dict[str, Any]]:
     """The compression steps applied to a run, oldest first; [] for a run that was never compressed."""
-    info = compression_record(run_dir)
+    info = read_compression_info(run_dir)
     return list(info["steps"]) if info else []
+
+
+def write_compression_info(folder: Path, source: Path, steps: list[dict[str, Any]]) -> None:
+    """``folder``/compression.json: the run it came from and every step applied, oldest first."""
+    record = {"format": FORMAT, "source": str(source), "steps": steps}
+    write_text(folder / COMPRESSION_INFO, json.dumps(record, indent=1))
 
 
 def check_output(out: str | Path) -> Path:
@@ -65,12 +61,11 @@ def write_compressed_run(source: Run, out: str | Path, model: nn.Module, step: d
     and compression.json = the source's steps + ``step``. ``extra_files`` maps file names to text written
     beside them (e.g. a sparsity report). Returns ``out``."""
     out = check_output(out)
-    previous = compression_steps(source.path)
-    record = {"format": FORMAT, "source": str(source.path), "steps": [*previous, step]}
+    steps = [*compression_steps(source.path), step]
     with staged_dir(out) as tmp:
         _copy_run_files(source.path, tmp)
         save_model(model, str(tmp / "model.safetensors"))  # tied weights stored once, as training saves them
-        write_text(tmp / COMPRESSION_INFO, json.dumps(record, indent=1))
+        write_compression_info(tmp, source.path, steps)
         for name, text in (extra_files or {}).items():
             write_text(tmp / name, text)
     return out

@@ -6,6 +6,7 @@ from fromzero.runs.run import (
     is_finetune_recipe_data,
     is_finetune_run,
     load_run,
+    read_compression_info,
     read_run_json,
     require_fresh_run_dir,
     require_resumable_run_dir,
@@ -15,5 +16,6 @@ from fromzero.runs.weights import check_shapes, find_weights, load_weights
 
 __all__ = [
     "FINETUNE_INFO", "Run", "check_shapes", "find_weights", "is_finetune_recipe_data", "is_finetune_run", "load_run",
-    "load_weights", "read_run_json", "require_fresh_run_dir", "require_resumable_run_dir", "run_dir_for",
+    "load_weights", "read_compression_info", "read_run_json", "require_fresh_run_dir", "require_resumable_run_dir",
+    "run_dir_for",
 ]

@@ -168,7 +168,7 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
         raise CheckpointError(f"{path}: tokenizer.json is missing; the run directory is incomplete")
     tokenizer = Tokenizer.load(path / "tokenizer.json")
     vocab = LabelVocab(info["labels"]) if info and info.get("labels") else None
-    compression = _compression(path)
+    compression = read_compression_info(path)
     model, weights = None, None
     if with_weights:
         weights = path / "model.safetensors" if info is not None else find_weights(path)
@@ -182,8 +182,9 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
     return Run(path, config, cfg, model, tokenizer, weights, info, vocab, compression)
 
 
-def _compression(path: Path) -> dict[str, Any] | None:
-    file = path / COMPRESSION_INFO
+def read_compression_info(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run's compression.json, checked; None for a run that was never compressed."""
+    file = Path(run_dir) / COMPRESSION_INFO
     if not file.is_file():
         return None
     info = read_run_json(file)
