@@ -1,6 +1,7 @@
 """Model families and the registry. Importing this package registers every family."""
 
-from fromzero.models import bert, gpt, t5  # noqa: F401  (registers the families and their presets)
+# importing each family registers it and its presets
+from fromzero.models import bert, cnn, denoiser, fcn, gpt, inception, mae, rcnn, resnet, t5, unet, vit, yolo  # noqa: F401  (text)  # noqa: F401  (images)
 from fromzero.models.bert import Bert, BertConfig
 from fromzero.models.gpt import GPT, GPTConfig
 from fromzero.models.registry import (
