@@ -7,6 +7,8 @@ bash scripts/setup.sh dev
 bash scripts/install_browser.sh || echo "warning: could not install chromium (see scripts/install_browser.sh)" >&2
 # The SWORD Bible modules for the bible-en-es dataset test; without them that test skips locally and fails when CI=true.
 bash scripts/install_bible.sh || echo "warning: could not install the Bible modules (see scripts/install_bible.sh)" >&2
+# Fashion-MNIST for the vision tests (composed scenes); without it those tests skip locally and fail when CI=true.
+bash scripts/install_fashion_mnist.sh || echo "warning: could not install Fashion-MNIST (see scripts/install_fashion_mnist.sh)" >&2
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports
 set +e

@@ -54,3 +54,23 @@ def tiny_bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) 
                     "--train.batch_size=4", "--train.seq_len=32", "--train.threads=1", "--train.eval_every=0",
                     "--train.eval_batches=1", "--train.log_every=2", "--sample.prompts=[]"], out=out, progress=False)
     return out
+
+
+TINY_IMAGE_RECIPE = {"seed": 0, "task": "image_classification", "data": {"source": "digits"},
+                     "model": {"name": "cnn", "channels": [4, 8], "hidden": 16},
+                     "train": {"max_steps": 4, "batch_size": 16, "threads": 1, "log_every": 2, "eval_every": 4,
+                               "eval_batches": 1, "ckpt_every": 0},
+                     "optim": {"lr": 3e-3, "warmup_steps": 1}}
+
+
+@pytest.fixture(scope="session")
+def tiny_image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CNN trained for 4 steps on scikit-learn digits (grayscale 8x8) into an image run directory."""
+    import yaml
+
+    from fromzero.vision.runner import train_vision
+
+    folder = tmp_path_factory.mktemp("image-run")
+    recipe = folder / "digits.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_IMAGE_RECIPE), encoding="utf-8")
+    return train_vision(recipe, out=folder / "run", progress=False).run_dir

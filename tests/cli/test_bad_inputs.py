@@ -254,6 +254,44 @@ def tiny(ctx: Ctx) -> list[str]:
     return [*ctx.shared("tiny_overrides"), "--data.inputs=[pp.txt]", "--train.max_steps=2", "--sample.prompts=[]"]
 
 
+# -- image inputs (issue 15) -----------------------------------------------------------------------------------------
+
+def png(name: str, shape: tuple[int, ...] = (8, 8), value: int = 128) -> Setup:
+    """A valid PNG of ``shape`` ((H, W) grayscale or (H, W, 3) RGB)."""
+    def setup(ctx: Ctx) -> None:
+        import numpy as np
+        from PIL import Image
+
+        (ctx.tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full(shape, value, dtype=np.uint8)).save(ctx.tmp / name)
+    return setup
+
+
+def image_run(name: str = "img") -> Setup:
+    """A copy of the tiny digits CNN run (grayscale 8x8, 10 classes)."""
+    return lambda ctx: ctx.copy("image", name)
+
+
+def vision_recipe(name: str = "v.yaml", **changes: Any) -> Setup:
+    """A valid, seconds-long digits classification recipe (``changes`` merged in)."""
+    recipe = {"seed": 0, "task": "image_classification", "data": {"source": "digits"},
+              "model": {"name": "cnn", "channels": [4, 8], "hidden": 16},
+              "train": {"max_steps": 2, "batch_size": 8, "threads": 1, "eval_every": 2, "eval_batches": 1}}
+    return write(name, yaml.safe_dump(_merge(recipe, changes), sort_keys=False))
+
+
+def coco(bbox: list[float], name: str = "coco/ann.json") -> Setup:
+    """A one-image (8x8 PNG) COCO file whose only annotation (id 7) has ``bbox`` [x, y, w, h]."""
+    data = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+            "categories": [{"id": 3, "name": "thing"}],
+            "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": bbox, "area": 1, "iscrowd": 0}]}
+    return _all(png("coco/a.png"), write(name, json.dumps(data)))
+
+
+TRAIN = ["train", "v.yaml", "--out", "v_out", "--no-progress"]
+PREDICT = ["predict", "img", "--out", "pred"]
+
+
 # -- the rows --------------------------------------------------------------------------------------------------------
 
 Argv = list[str] | Callable[[Ctx], list[str]]
@@ -481,6 +519,54 @@ ROWS: list[Row] = [
     row("compress-distill-classifier-teacher-pretraining-recipe", ["compress", "distill", "r.yaml", "--teacher", "ft",
                                                                   "--out", "out"], "fine-tuning recipe",
         setup=_all(ft_run(), write("r.yaml", STUDENT_YAML)), out="out"),
+    # train (image runs, issue 15) ------------------------------------------------------------------------------
+    row("train-missing-recipe", ["train", "nosuch.yaml", "--out", "v_out"], "nosuch.yaml", out="v_out"),
+    row("train-unknown-source", TRAIN, "data.source", "mnist", setup=vision_recipe(data={"source": "mnist"}),
+        out="v_out"),
+    row("train-unknown-key", TRAIN, "data.sauce", setup=vision_recipe(data={"sauce": "digits"}), out="v_out"),
+    row("train-issue-15-empty-image-folder", TRAIN, "imgs", setup=_all(folder("imgs"), vision_recipe(
+        data={"source": "folder", "path": "imgs"})), out="v_out"),
+    row("train-issue-15-non-image-file", TRAIN, "bad.png", setup=_all(
+        png("imgs/cat/a.png"), binary("imgs/cat/bad.png"), png("imgs/dog/b.png"),
+        vision_recipe(data={"source": "folder", "path": "imgs"})), out="v_out"),
+    row("train-issue-15-truncated-image", TRAIN, "cut.png", setup=_all(
+        png("imgs/cat/a.png"), png("imgs/cat/cut.png", (64, 64)), truncate("imgs/cat/cut.png", 60),
+        png("imgs/dog/b.png"), vision_recipe(data={"source": "folder", "path": "imgs"})), out="v_out"),
+    row("train-issue-15-box-outside-image", TRAIN, "ann.json", "7", setup=_all(coco([4, 4, 9, 2]), vision_recipe(
+        task="detection", data={"source": "coco", "path": "coco/ann.json"}, model={"name": "yolo-tiny"})),
+        out="v_out"),
+    row("train-issue-15-box-x2-before-x1", TRAIN, "ann.json", "7", setup=_all(coco([4, 4, -2, 2]), vision_recipe(
+        task="detection", data={"source": "coco", "path": "coco/ann.json"}, model={"name": "yolo-tiny"})),
+        out="v_out"),
+    row("train-detection-without-boxes", TRAIN, "boxes", "scenes", setup=vision_recipe(
+        task="detection", model={"name": "yolo-tiny"}), out="v_out"),
+    row("train-mixup-outside-classification", TRAIN, "mixup", setup=vision_recipe(
+        task="segmentation", data={"source": "scenes"}, model={"name": "unet-small"},
+        augment={"mixup_alpha": 0.2}), out="v_out"),
+    row("train-issue-15-model-channels-differ", TRAIN, "model.in_channels", "3",
+        setup=vision_recipe(model={"in_channels": 3}), out="v_out"),
+    row("train-init-is-a-text-run", TRAIN, "init", setup=_all(gpt_run(), vision_recipe(init="run")), out="v_out"),
+    row("train-text-recipe", ["train", "r.yaml", "--out", "v_out"], "fromzero pretrain",
+        setup=write("r.yaml", GOOD_YAML), out="v_out"),
+    row("pretrain-vision-recipe", ["pretrain", "v.yaml", "--out", "v_out"], "fromzero train", setup=vision_recipe(),
+        out="v_out"),
+    row("train-out-is-a-non-empty-folder", TRAIN, "v_out", setup=_all(folder("v_out", "keep.txt"),
+                                                                       vision_recipe()), out="v_out"),
+    # predict ----------------------------------------------------------------------------------------------------
+    row("predict-missing-run", ["predict", "nosuch", "a.png", "--out", "pred"], "nosuch", setup=png("a.png"),
+        out="pred"),
+    row("predict-text-run", ["predict", "run", "a.png", "--out", "pred"], "image run", setup=_all(gpt_run(),
+                                                                                               png("a.png")),
+        out="pred"),
+    row("predict-missing-image", [*PREDICT, "nosuch.png"], "nosuch.png", setup=image_run(), out="pred"),
+    row("predict-issue-15-non-image-file", [*PREDICT, "a.png", "notes.png"], "notes.png",
+        setup=_all(image_run(), png("a.png"), write("notes.png", "just text\n")), out="pred"),
+    row("predict-issue-15-truncated-image", [*PREDICT, "cut.png"], "cut.png",
+        setup=_all(image_run(), png("cut.png", (64, 64)), truncate("cut.png", 60)), out="pred"),
+    row("predict-issue-15-rgb-into-grayscale-model", [*PREDICT, "rgb.png"], "rgb.png", "grayscale",
+        setup=_all(image_run(), png("rgb.png", (8, 8, 3))), out="pred"),
+    row("predict-top-k-0", [*PREDICT, "a.png", "--top-k", "0"], "--top-k", setup=_all(image_run(), png("a.png")),
+        out="pred"),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------
     row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
     row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),
@@ -532,7 +618,8 @@ def hf_gpt2_folder(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> 
     return out
 
 
-SHARED_FIXTURES = {"gpt": "tiny_run", "bert": "tiny_bert_run", "ft": "tiny_classifier_run", "hf": "hf_gpt2_folder",
+SHARED_FIXTURES = {"image": "tiny_image_run",
+                   "gpt": "tiny_run", "bert": "tiny_bert_run", "ft": "tiny_classifier_run", "hf": "hf_gpt2_folder",
                    "corpus": "short_corpus", "tiny_overrides": "tiny_overrides"}
 
 
@@ -673,9 +760,12 @@ def test_rows_cover_the_issue_and_every_command() -> None:
         assert any(f"issue-{n}-" in i for i in ids), n
     for case in ("sparsity-1", "already-quantized", "student-vocabulary-differs", "unknown-keep-float-pattern"):
         assert any(f"issue-14-{case}" in i for i in ids), case
+    for case in ("non-image-file", "truncated-image", "rgb-into-grayscale-model", "box-outside-image",
+                 "box-x2-before-x1", "empty-image-folder"):
+        assert any(f"issue-15-{case}" in i for i in ids), case
     for command in ("prepare", "pretrain", "finetune", "self-train", "prepare-task", "generate", "eval", "info",
                     "fill-mask", "import-hf", "export-hf", "serve", "export-onnx", "compress-prune",
-                    "compress-quantize", "compress-distill"):
+                    "compress-quantize", "compress-distill", "train", "predict"):
         assert any(i.startswith(command + "-") for i in ids), command
 
 

@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import sys
 
-from fromzero.cli import compression, data, evaluation, inference, interop, training
+from fromzero.cli import compression, data, evaluation, inference, interop, training, vision
 from fromzero.cli.options import Handler, OneLineParser
 from fromzero.errors import FromZeroError, TrainingStopped
 from fromzero.progress import silenced
@@ -38,10 +38,12 @@ USAGE_EXAMPLES = """examples:
   fromzero compress quantize runs/finetune_trec_full --mode dynamic-int8 --out runs/trec-int8
   fromzero compress distill recipes/quickstart.yaml --teacher runs/quickstart --model.n_layer=2 --out runs/qs-kd
   fromzero export-onnx runs/finetune_trec_full exported/trec_onnx --int8   # checked with ONNX Runtime
+  fromzero train recipes/fashion_cnn.yaml          # image runs: classification, detection, segmentation, ...
+  fromzero predict runs/fashion_cnn shirt.png      # classes / boxes printed, annotated PNG in predictions/
 """
 
 # commands whose recipes take --section.key=value overrides
-TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress")
+TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress", "train")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -50,7 +52,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     handlers: dict[str, Handler] = {}
-    for group in (data, training, inference, evaluation, interop, compression):
+    for group in (data, training, vision, inference, evaluation, interop, compression):
         handlers.update(group.add_commands(sub))
     return parser, handlers
 

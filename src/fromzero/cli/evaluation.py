@@ -38,8 +38,15 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fromzero.runs import is_finetune_run, load_run
+    from fromzero.runs import VISION_INFO, is_finetune_run, load_run
 
+    if (Path(args.run_dir) / VISION_INFO).is_file():  # an image run: test metrics + pictures, into eval.json
+        from fromzero.vision.evaluate import evaluate_image_run
+
+        metrics = evaluate_image_run(args.run_dir)
+        print(f"{args.run_dir} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                  if isinstance(v, float | int)))
+        return 0
     if is_finetune_run(args.run_dir):  # task metrics on the run's test copy, rewritten into eval.json
         from fromzero.finetune.evaluate import evaluate_finetuned_run
 
@@ -101,12 +108,18 @@ def _eval_perplexity(run: Run, args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from fromzero.finetune.info import describe_finetune_run, is_finetune_run_dir
+    from fromzero.runs import VISION_INFO
     from fromzero.train.cost_estimate import cost_estimate, human
 
     target = Path(args.target)
     compression = _compression_lines(target)
     if is_finetune_run_dir(target):
         print("\n".join(describe_finetune_run(target) + compression))
+        return 0
+    if (target / VISION_INFO).is_file():
+        from fromzero.vision.info import describe_image_run
+
+        print("\n".join(describe_image_run(target) + compression))
         return 0
     if target.is_dir():
         from fromzero.runs import load_run

@@ -38,7 +38,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("text", nargs="+", help="text with one or more [MASK] tokens")
     p.add_argument("--top-k", type=positive_int, default=5)
 
-    p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API with a browser playground")
+    p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API with a browser playground "
+                       "(image-classification runs: POST /v1/images/classifications)")
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=port_number, default=8000, help="0 picks a free port")
@@ -71,6 +72,7 @@ def _generate(args: argparse.Namespace) -> int:
     from fromzero.runs import load_run
 
     run = load_run(args.run_dir)
+    run.require_text("generate")
     if run.finetuned and run.kind not in ("seq2seq", "sft"):  # seq2seq and sft fine-tunes keep no head
         raise FromZeroError(f"generate: {run.path} is a {run.kind} fine-tune; only seq2seq and sft fine-tunes "
                             "generate (score it with `fromzero eval`)")
@@ -111,6 +113,7 @@ def _fill_mask(args: argparse.Namespace) -> int:
     from fromzero.runs import load_run
 
     run = load_run(args.run_dir)
+    run.require_text("fill-mask")
     if getattr(run.model, "mlm_head", None) is None:
         raise FromZeroError(f"fill-mask: {run.path} has no masked-LM head; fill-mask needs a BERT run with one (a "
                             "checkpoint imported from BertModel, e.g. all-MiniLM-L6-v2, has none)")

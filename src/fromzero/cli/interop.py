@@ -4,6 +4,7 @@ an ONNX graph checked with ONNX Runtime."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fromzero.cli.options import Handler
 
@@ -37,6 +38,13 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
 def _import_hf(args: argparse.Namespace) -> int:
     from fromzero.interop import import_to_run
+    from fromzero.interop.hf_vit_run import import_vit_run, is_hf_vit_folder
+
+    if is_hf_vit_folder(args.source):  # a ViTForImageClassification: an image run
+        run_dir = import_vit_run(args.source, args.run_dir, force=args.force)
+        print(f"imported ViTForImageClassification from {args.source} into {run_dir} (an image run: "
+              f"fromzero predict {run_dir} IMAGE...)")
+        return 0
 
     report = import_to_run(args.source, args.run_dir, force=args.force, revision=args.revision)
     print(f"imported {report.architecture} ({report.family}, {report.parameters:,} parameters) from "
@@ -48,6 +56,14 @@ def _import_hf(args: argparse.Namespace) -> int:
 
 def _export_hf(args: argparse.Namespace) -> int:
     from fromzero.interop import export_run
+    from fromzero.interop.hf_vit_run import export_vit_run
+    from fromzero.runs import VISION_INFO
+
+    if (Path(args.run_dir) / VISION_INFO).is_file():
+        out = export_vit_run(args.run_dir, args.out_dir, force=args.force)
+        print(f"wrote {out}: ViTForImageClassification; load it with "
+              f"transformers.ViTForImageClassification.from_pretrained({str(out)!r})")
+        return 0
 
     export = export_run(args.run_dir, args.out_dir, force=args.force, dtype=args.dtype)
     print(f"wrote {args.out_dir}: {export.architecture}, {len(export.state)} tensors ({export.config['torch_dtype']}); "

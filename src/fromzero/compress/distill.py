@@ -110,6 +110,7 @@ def load_teacher(path: str | Path) -> Run:
         raise CheckpointError(f"--teacher: {path} is not a run directory (no config.yaml); pass a folder written "
                               "by `fromzero pretrain`, `fromzero finetune` or `fromzero import-hf`")
     teacher = load_run(path)
+    teacher.require_text("compress distill")
     if teacher.kind not in TEACHER_KINDS or (teacher.finetuned and teacher.problem != "single_label") or (
             not teacher.finetuned and family_of(teacher.model_config).name != "gpt"):
         what = f"a {family_of(teacher.model_config).name} {teacher.kind} run"

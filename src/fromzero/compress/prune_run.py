@@ -73,6 +73,7 @@ def prune_run(run_dir: str | Path, out: str | Path, *, sparsity: float, method: 
     check_prune_options(sparsity, method, scope)  # cheap checks first, then the output, then the run
     out = check_output(out)
     source = load_run(run_dir)
+    source.require_text("compress prune")
     _check(source, sparsity, method, scope, structured, calibration, recover_recipe, overrides)
     model = source.model
     before = count_parameters(model)

@@ -167,6 +167,7 @@ def quantize_run(run_dir: str | Path, out: str | Path, *, mode: str, group_size:
     out = check_output(out)
     with contextlib.nullcontext() if progress else silenced():
         source = load_run(run_dir)
+        source.require_text("compress quantize")
         done = quantized_step(source.compression)
         if done is not None:
             raise ConfigError(f"{source.path}: is already quantized ({done.get('mode')}); quantize its float "

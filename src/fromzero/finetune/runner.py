@@ -130,6 +130,7 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
         require_fresh_run_dir(run_dir)
     _check_inputs(recipe, file)
     base = load_run(recipe.base)
+    base.require_text("finetune")
     if base.finetuned and base.kind not in ("sft", "seq2seq"):  # those are plain GPT / T5 runs
         raise ConfigError(f"{file}: base: {recipe.base} is a fine-tuned {base.kind} run with a task head; start "
                           f"from the run it was fine-tuned from ({base.info.get('base')})")

@@ -79,6 +79,7 @@ class OnnxExport:
 def _load_float_run(run_dir: str | Path) -> Run:
     """The run with its weights, after refusing one whose linear layers are quantized (no float graph)."""
     run = load_run(run_dir, with_weights=False)
+    run.require_text("export-onnx")
     step = quantized_step(run.compression)
     if step is not None:
         raise CheckpointError(f"{run.path}: a quantized run ({step.get('mode', 'quantize')} in compression.json) "

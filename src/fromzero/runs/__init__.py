@@ -2,9 +2,12 @@
 
 from fromzero.runs.run import (
     FINETUNE_INFO,
+    VISION_INFO,
+    VISION_TASKS,
     Run,
     is_finetune_recipe_data,
     is_finetune_run,
+    is_vision_recipe_data,
     load_run,
     read_compression_info,
     read_run_json,
@@ -15,7 +18,7 @@ from fromzero.runs.run import (
 from fromzero.runs.weights import check_shapes, find_weights, load_weights
 
 __all__ = [
-    "FINETUNE_INFO", "Run", "check_shapes", "find_weights", "is_finetune_recipe_data", "is_finetune_run", "load_run",
-    "load_weights", "read_compression_info", "read_run_json", "require_fresh_run_dir", "require_resumable_run_dir",
-    "run_dir_for",
+    "FINETUNE_INFO", "VISION_INFO", "VISION_TASKS", "Run", "check_shapes", "find_weights", "is_finetune_recipe_data",
+    "is_finetune_run", "is_vision_recipe_data", "load_run", "load_weights", "read_compression_info", "read_run_json",
+    "require_fresh_run_dir", "require_resumable_run_dir", "run_dir_for",
 ]

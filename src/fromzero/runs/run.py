@@ -8,6 +8,8 @@
     run_dir/finetune.json      fine-tuned runs only: backbone family and config, head kind, problem, labels, ...
     run_dir/source.json        imported runs only: the Hugging Face checkpoint it came from
     run_dir/compression.json   compressed runs only: the steps applied (see fromzero.runs.compression)
+    run_dir/vision.json        image runs only (``fromzero train``): task, family and config, class names,
+                               channels, image size and the pixel normalisation; they have no tokenizer.json
     run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
 
 Everything that consumes a trained model (generate, eval, info, serve,
@@ -38,6 +40,9 @@ from fromzero.runs.compression import COMPRESSION_INFO, check_compression_info, 
 from fromzero.runs.weights import find_weights, load_weights
 
 FINETUNE_INFO = "finetune.json"
+VISION_INFO = "vision.json"
+#: What an image run learns (``task:`` of a vision recipe; ``Run.kind`` of its run directory).
+VISION_TASKS = ("image_classification", "detection", "segmentation", "denoising", "mae")
 
 
 @dataclass
@@ -48,11 +53,16 @@ class Run:
     config: dict[str, Any]  # config.yaml as written (the resolved recipe)
     model_config: Any  # the backbone family's config
     model: nn.Module | None  # eval mode; None when loaded without weights
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | None  # None for image runs
     weights: Path | None
     info: dict[str, Any] | None = None  # finetune.json
     vocab: LabelVocab | None = None  # class or tag names of a fine-tuned run
     compression: dict[str, Any] | None = None  # compression.json of a compressed run
+    vision: dict[str, Any] | None = None  # vision.json of an image run
+
+    @property
+    def is_image_run(self) -> bool:
+        return self.vision is not None
 
     @property
     def finetuned(self) -> bool:
@@ -61,8 +71,17 @@ class Run:
     @property
     def kind(self) -> str:
         """``pretrained`` (pretrained or imported), else the fine-tune's task kind: sequence_classification |
-        token_classification | span_qa | sft | seq2seq."""
+        token_classification | span_qa | sft | seq2seq; an image run's task (``VISION_TASKS``)."""
+        if self.vision is not None:
+            return self.vision["task"]
         return self.info["kind"] if self.info is not None else "pretrained"
+
+    def require_text(self, command: str) -> Tokenizer:
+        """The tokenizer, or a one-line error saying that ``command`` works on text runs, not image runs."""
+        if self.tokenizer is None:
+            raise CheckpointError(f"{self.path} is an image run ({self.kind}); `fromzero {command}` works on text "
+                                  "runs: use `fromzero predict` / `fromzero eval` for image runs")
+        return self.tokenizer
 
     @property
     def problem(self) -> str:
@@ -120,6 +139,11 @@ def is_finetune_recipe_data(config: dict[str, Any]) -> bool:
     return isinstance(config, dict) and "base" in config and "task" in config
 
 
+def is_vision_recipe_data(config: Any) -> bool:
+    """True for a vision recipe's content: its ``task`` names a vision task (a text fine-tune's is a section)."""
+    return isinstance(config, dict) and config.get("task") in VISION_TASKS
+
+
 def is_finetune_run(path: str | Path) -> bool:
     """True for a finished run directory written by ``fromzero finetune``."""
     return (Path(path) / FINETUNE_INFO).is_file()
@@ -133,6 +157,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     if is_finetune_recipe_data(config) and not is_finetune_run(path):
         raise CheckpointError(f"{path}: an unfinished fine-tune (no {FINETUNE_INFO}); finish it with "
                               f"`fromzero finetune {path / 'config.yaml'} --out {path} --resume`")
+    if is_vision_recipe_data(config) and not (path / VISION_INFO).is_file():
+        raise CheckpointError(f"{path}: an unfinished image run (no {VISION_INFO}); finish it with "
+                              f"`fromzero train {path / 'config.yaml'} --out {path} --resume`")
     return config
 
 
@@ -162,6 +189,8 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
     """Load config, tokenizer and (optionally) the trained model of any run directory."""
     path = Path(run_dir)
     config = _read_config(path)
+    if (path / VISION_INFO).is_file():
+        return _load_image_run(path, config, with_weights, device)
     info = read_run_json(path / FINETUNE_INFO) if is_finetune_run(path) else None
     cfg = _backbone_config(path, config, info)
     if not (path / "tokenizer.json").is_file():
@@ -180,6 +209,27 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
         load_weights(model, weights, FINETUNE_INFO if info is not None else "config.yaml", device)
         model.to(device).eval()
     return Run(path, config, cfg, model, tokenizer, weights, info, vocab, compression)
+
+
+def _load_image_run(path: Path, config: dict[str, Any], with_weights: bool, device: str) -> Run:
+    """An image run: the family named in vision.json (heads are part of image families), no tokenizer."""
+    vision = read_run_json(path / VISION_INFO)
+    for key in ("task", "family", "model", "class_names", "mean", "std"):
+        if key not in vision:
+            raise CheckpointError(f"{path / VISION_INFO}: '{key}' is missing; the run directory is damaged")
+    cfg = model_config(vision["family"], vision["model"], file=str(path / VISION_INFO))
+    compression = read_compression_info(path)
+    model, weights = None, None
+    if with_weights:
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(f"{path}: model.safetensors is missing; the run directory is incomplete")
+        model = build_model(cfg)
+        if compression is not None:
+            restore_structure(model, compression, path / COMPRESSION_INFO)
+        load_weights(model, weights, VISION_INFO, device)
+        model.to(device).eval()
+    return Run(path, config, cfg, model, None, weights, None, None, compression, vision)
 
 
 def read_compression_info(run_dir: str | Path) -> dict[str, Any] | None:
