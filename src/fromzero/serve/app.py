@@ -7,6 +7,18 @@
     POST /v1/chat/completions   gpt and t5 runs; messages go through the chat template
     POST /v1/embeddings         bert runs
     POST /v1/classifications    fine-tuned sequence-classification runs (``fromzero finetune``)
+    POST /v1/images/classifications   image-classification runs (``fromzero train``); see below
+
+Image classification (fromzero's own route, OpenAI conventions)::
+
+    POST /v1/images/classifications  {"model": "<id>", "images": ["<base64 PNG/JPEG/BMP/GIF/WebP>", ...], "top_k": 3}
+    -> {"object": "list", "model": "<id>", "usage": {"images": n},
+        "data": [{"object": "image_classification", "index": i, "label": "<top class>", "score": p,
+                  "top": [{"label": ..., "score": ...}, ...]}, ...]}    # top_k best, most probable first
+
+Each image is decoded, checked against the run's channels (an RGB image to a grayscale model is
+a 400, not converted) and resized to its input size as ``fromzero predict`` reads files; scores
+are softmax probabilities. A bad image answers 400 with ``param`` ``images[i]``.
 
 Handlers validate and turn a request into a scheduler task; the scheduler's
 worker thread runs the model, one job at a time. A new endpoint for a new
@@ -17,15 +29,19 @@ route here that checks ``engine.endpoints``, as ``/v1/embeddings`` and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from fromzero.errors import DataError
 from fromzero.generation import SamplingConfig
 from fromzero.serve import schemas
 from fromzero.serve.api_errors import APIError, InternalErrorGuard, install_error_handlers
@@ -38,10 +54,14 @@ from fromzero.serve.scheduler import (
     ClassificationTask,
     EmbeddingTask,
     GenerationTask,
+    ImageClassificationTask,
     QueueFullError,
     Scheduler,
     Task,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -56,6 +76,7 @@ def create_app(engine: Engine, *, limits: ServeLimits | None = None, api_key: st
         scheduler.start()
         yield
         scheduler.stop()
+        api.close()
 
     app = FastAPI(title="fromzero serve", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.engine, app.state.scheduler, app.state.limits = engine, scheduler, limits
@@ -86,6 +107,12 @@ class OpenAIRoutes:
 
     def __init__(self, engine: Engine, scheduler: Scheduler, limits: ServeLimits) -> None:
         self.engine, self.scheduler, self.limits = engine, scheduler, limits
+        # Uploads are decoded off the event loop (a large image takes ~0.1 s), one at a time (bounded memory).
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="fromzero-serve-decode")
+
+    def close(self) -> None:
+        """Stop the decoding thread (the app's shutdown)."""
+        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     def router(self, auth: APIKeyCheck) -> APIRouter:
         router = APIRouter(prefix="/v1", dependencies=[Depends(auth)])
@@ -98,6 +125,8 @@ class OpenAIRoutes:
                              response_model=schemas.EmbeddingResponse)
         router.add_api_route("/classifications", self.classifications, methods=["POST"],
                              response_model=schemas.ClassificationResponse)
+        router.add_api_route("/images/classifications", self.image_classifications, methods=["POST"],
+                             response_model=schemas.ImageClassificationResponse)
         return router
 
     def _card(self) -> schemas.ModelCard:
@@ -128,7 +157,7 @@ class OpenAIRoutes:
 
     async def embeddings(self, body: schemas.EmbeddingRequest, request: Request) -> schemas.EmbeddingResponse:
         self._check(body.model, "embeddings")
-        inputs = self._capped(self._token_inputs(body.input, "input", generation=False), "embeds")
+        inputs = self._capped(self._token_inputs(body.input, "input", generation=False), "inputs", "embeds")
         vectors = await self._run_batch(EmbeddingTask(inputs), request)
         if vectors is None:
             return Response(status_code=499)
@@ -143,7 +172,7 @@ class OpenAIRoutes:
         self._check(body.model, "classifications")
         inputs = self._capped([self.engine.frame(ids) for ids in self._token_inputs(body.input, "input",
                                                                                         generation=False)],
-                              "classifies")
+                              "inputs", "classifies")
         results = await self._run_batch(ClassificationTask(inputs), request)
         if results is None:
             return Response(status_code=499)
@@ -153,14 +182,42 @@ class OpenAIRoutes:
         return schemas.ClassificationResponse(model=self.engine.model_id, data=data,
                                               usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens))
 
-    def _capped(self, inputs: list, verb: str) -> list:
+    async def image_classifications(self, body: schemas.ImageClassificationRequest,
+                                    request: Request) -> schemas.ImageClassificationResponse | Response:
+        self._check(body.model, "images/classifications")
+        if not body.images:
+            raise APIError(400, "images is an empty list: send at least one base64-encoded image", param="images")
+        self._capped(body.images, "images", "classifies", param="images")
+        images = await asyncio.get_running_loop().run_in_executor(self._decoder, self._images, body.images)
+        results = await self._run_batch(ImageClassificationTask(images, body.top_k), request)
+        if results is None:
+            return Response(status_code=499)
+        data = [schemas.ImageClassification(index=i, label=r.label, score=r.score,
+                                            top=[schemas.LabelScore(label=lab, score=p) for lab, p in r.top])
+                for i, r in enumerate(results)]
+        return schemas.ImageClassificationResponse(model=self.engine.model_id, data=data,
+                                                   usage=schemas.ImageUsage(images=len(data)))
+
+    def _images(self, texts: list[str]) -> list[torch.Tensor]:
+        """Every base64 image decoded for the model before anything is queued; the first that cannot be used
+        is a 400 naming it (``images[i]``)."""
+        images = []
+        for i, text in enumerate(texts):
+            where = f"images[{i}]"
+            try:
+                images.append(self.engine.decode_image(text, where, self.limits.max_image_pixels))
+            except DataError as err:
+                raise APIError(400, str(err), param=where) from None
+        return images
+
+    def _capped(self, inputs: list, noun: str, verb: str, param: str = "input") -> list:
         """``inputs`` unless there are more than a request may batch (then a 400 naming the cap)."""
         if len(inputs) > self.limits.max_embedding_inputs:
-            raise APIError(400, f"{len(inputs)} inputs; this server {verb} at most "
-                           f"{self.limits.max_embedding_inputs} per request", param="input")
+            raise APIError(400, f"{len(inputs)} {noun}; this server {verb} at most "
+                           f"{self.limits.max_embedding_inputs} per request", param=param)
         return inputs
 
-    async def _run_batch(self, task: EmbeddingTask | ClassificationTask, request: Request) -> list | None:
+    async def _run_batch(self, task: Task, request: Request) -> list | None:
         """Queue a batch task and wait for its results; None when the client went away first."""
         job, channel = self._submit(task)
         try:

@@ -21,6 +21,10 @@ backbone + head, and turns the logits z into per-label scores:
     single_label   p = softmax(z)        label = argmax p, score = its probability
     multi_label    p_k = sigmoid(z_k)    label = argmax p, score = its probability (threshold 0.5 yourself)
     regression     the raw values z      label = None, score = z_0
+
+Image-classification runs (``fromzero train``, task ``image_classification``) are the
+``image_classifier`` kind: no tokenizer; :meth:`Engine.decode_image` turns an upload into the
+model's input and :meth:`Engine.classify_images` gives class probabilities (``serve/image_engine.py``).
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from fromzero.errors import CheckpointError, DataError
 from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
 from fromzero.models import context_length, family_of
 from fromzero.runs import Run, load_run
+from fromzero.serve.image_engine import ImageClassification, ImageClassifier
 
-EngineKind = Literal["generate", "seq2seq", "embed", "classifier"]
+EngineKind = Literal["generate", "seq2seq", "embed", "classifier", "image_classifier"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
 _EMBED_BATCH = 32  # inputs per forward pass: bounds activation memory for long input lists
 
@@ -54,6 +59,7 @@ class EngineStats:
     generations_started: int = 0
     embedding_inputs: int = 0
     classification_inputs: int = 0
+    image_inputs: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,28 +112,39 @@ class Engine:
     """A loaded run directory ready to serve: ``kind`` says which endpoints it answers."""
 
     def __init__(self, run: Run, *, model_id: str | None = None, chat_template: str | None = None) -> None:
+        self.run, self.model = run, run.model
+        self.model_id = model_id or run.path.resolve().name
+        weights = run.weights
+        self.created = int(weights.stat().st_mtime) if weights is not None and weights.is_file() else int(time.time())
+        self.stats = EngineStats()
+        if run.is_image_run:  # no tokenizer, no chat template: chat_template does not apply
+            self.images = ImageClassifier(run)
+            self.kind: EngineKind = "image_classifier"
+            self.family: str = run.vision["family"]
+            self.tokenizer = None
+            return
+        self._load_text(run, chat_template)
+
+    def _load_text(self, run: Run, chat_template: str | None) -> None:
+        """The text kinds: a pretrained gpt / t5 / bert run, an SFT run, or a fine-tuned sequence classifier."""
         headed = run.finetuned and run.kind != "sft"  # an SFT run is a plain GPT that chats
         if headed:
-            family, cfg, weights = run.info["family"], run.model_config, run.weights
+            family, cfg = run.info["family"], run.model_config
             if run.kind != "sequence_classification":
                 raise CheckpointError(f"{run.path}: a {run.kind} run cannot be served; serve handles "
                                       "sequence_classification fine-tuned runs")
-            self.kind: EngineKind = "classifier"
+            self.kind = "classifier"
         else:
-            family, cfg, weights = family_of(run.model_config).name, run.model_config, run.weights
+            family, cfg = family_of(run.model_config).name, run.model_config
             if family not in _KINDS:
                 raise CheckpointError(f"{run.path}: a {family} run cannot be served; serve handles gpt, t5 and "
-                                      "bert runs")
+                                      "bert runs, and image_classification runs")
             self.kind = _KINDS[family]
-        assert run.model is not None, "load the run with weights"
-        self.run, self.model, self.tokenizer = run, run.model, run.tokenizer
-        self.family = family
-        self.model_id = model_id or run.path.resolve().name
-        self.created = int(weights.stat().st_mtime) if weights is not None and weights.is_file() else int(time.time())
+        assert run.model is not None and run.tokenizer is not None, "load the run with weights"
+        self.tokenizer, self.family = run.tokenizer, family
         # None: the template an SFT run was fine-tuned with (task.chat_template in its config), else plain
         self.chat_template: ChatTemplate = get_chat_template(
             chat_template or (run.config.get("task") or {}).get("chat_template") or "plain")
-        self.stats = EngineStats()
         self.context_length: int = context_length(cfg)
         self.eos_id = self.tokenizer.eos_id if self.tokenizer.eos_id is not None else getattr(cfg, "eos_id", None)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else getattr(cfg, "pad_id", 0)
@@ -147,7 +164,8 @@ class Engine:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, model_id: str | None = None, chat_template: str | None = None,
                      device: str = "cpu") -> Engine:
-        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier run too) and wrap it.
+        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier or an image-classification
+        run too) and wrap it.
 
         An SFT run (``task.kind: sft``) loads as a plain GPT run and chats with its own template.
         """
@@ -160,6 +178,8 @@ class Engine:
             return ("embeddings",)
         if self.kind == "classifier":
             return ("classifications",)
+        if self.kind == "image_classifier":
+            return ("images/classifications",)
         return ("completions", "chat/completions")
 
     @property
@@ -192,9 +212,9 @@ class Engine:
 
     def stream(self, ids: list[int], cfg: SamplingConfig) -> GenerationStream:
         """Start generating from prepared prompt ids (GPT keeps the last context-1, T5 the first context)."""
-        if self.kind in ("embed", "classifier"):
+        if self.kind not in ("generate", "seq2seq"):
             does = "embeds" if self.kind == "embed" else "classifies"
-            raise ValueError(f"{self.model_id} is an encoder run: it {does}, it does not generate")
+            raise ValueError(f"{self.model_id} is a {self.family} run: it {does}, it does not generate")
         self.stats.generations_started += 1
         if self.kind == "generate":
             ids = fit_prompt(ids, self.context_length)
@@ -285,4 +305,19 @@ class Engine:
             else:
                 top = max(range(len(row)), key=row.__getitem__)
                 results.append(Classification(self.labels[top], row[top], named))
+        return results
+
+    def decode_image(self, text: str, where: str, max_pixels: int) -> torch.Tensor:
+        """Base64 image bytes -> the model's input, uint8 (C, H, W) (a DataError naming ``where`` if unusable);
+        safe from any thread."""
+        if self.kind != "image_classifier":
+            raise ValueError(f"{self.model_id} is a {self.family} run: images need an image_classification run")
+        return self.images.decode(text, where, max_pixels)
+
+    def classify_images(self, images: Sequence[torch.Tensor], top_k: int) -> list[ImageClassification]:
+        """Decoded images (see :meth:`decode_image`) -> one :class:`ImageClassification` each (top_k best)."""
+        if self.kind != "image_classifier":
+            raise ValueError(f"{self.model_id} is a {self.family} run: images need an image_classification run")
+        results = self.images.classify(images, top_k)
+        self.stats.image_inputs += len(images)
         return results

@@ -1,7 +1,7 @@
 """Server limits and the request-body size guard.
 
 Each limit bounds one resource a client could otherwise exhaust: memory
-(body size, prompt length, embedding inputs), compute per request
+(body size, prompt length, embedding inputs, decoded image size), compute per request
 (``max_tokens`` x choices) and waiting requests (queue depth). A request
 over a limit is refused before any model work, with a 4xx OpenAI error.
 """
@@ -25,7 +25,8 @@ class ServeLimits:
     max_body_bytes: int = 1 << 20  # 1 MiB
     max_queue: int = 64  # requests waiting for the model; more get 429
     max_choices: int = 8  # prompts x n in one completion request
-    max_embedding_inputs: int = 128
+    max_embedding_inputs: int = 128  # also texts per classification and images per image classification
+    max_image_pixels: int = 4096 * 4096  # width x height of one uploaded image, read before decoding
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

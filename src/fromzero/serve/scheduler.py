@@ -19,7 +19,8 @@ while queued never starts.
 
 The worker reports through a *sink*, a thread-safe callable that receives
 events (:class:`TextDelta`, :class:`ChoiceDone`, :class:`EmbeddingsDone`,
-:class:`ClassificationsDone`, :class:`JobFailed`, then always :class:`JobEnded`).
+:class:`ClassificationsDone` (text and image classifications), :class:`JobFailed`,
+then always :class:`JobEnded`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from fromzero.generation import Generation, SamplingConfig
 from fromzero.serve.engine import Classification, Engine
+from fromzero.serve.image_engine import ImageClassification
 
 log = logging.getLogger("fromzero.serve")
 
@@ -66,6 +70,12 @@ class ClassificationTask:
 
 
 @dataclass(frozen=True)
+class ImageClassificationTask:
+    images: list[torch.Tensor]  # decoded uint8 (C, H, W), one per image; run in batches of 32
+    top_k: int  # classes listed per image
+
+
+@dataclass(frozen=True)
 class TextDelta:
     index: int
     text: str
@@ -84,7 +94,7 @@ class EmbeddingsDone:
 
 @dataclass(frozen=True)
 class ClassificationsDone:
-    results: list[Classification]
+    results: list[Classification] | list[ImageClassification]
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ class JobEnded:
 
 
 Event = TextDelta | ChoiceDone | EmbeddingsDone | ClassificationsDone | JobFailed | JobEnded
-Task = GenerationTask | EmbeddingTask | ClassificationTask
+Task = GenerationTask | EmbeddingTask | ClassificationTask | ImageClassificationTask
 
 
 class Job:
@@ -227,6 +237,9 @@ class Scheduler:
                 finished = self._generate(job, job.task)
             elif isinstance(job.task, ClassificationTask):
                 job.emit(ClassificationsDone(self.engine.classify_tokens(job.task.inputs)))
+                finished = True
+            elif isinstance(job.task, ImageClassificationTask):
+                job.emit(ClassificationsDone(self.engine.classify_images(job.task.images, job.task.top_k)))
                 finished = True
             else:
                 job.emit(EmbeddingsDone(self.engine.embed(job.task.inputs)))

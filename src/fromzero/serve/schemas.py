@@ -119,6 +119,14 @@ class ClassificationRequest(_Request):
     input: str | list[str]
 
 
+class ImageClassificationRequest(_Request):
+    """``POST /v1/images/classifications`` (fromzero's own route): base64-encoded image files."""
+
+    model: str
+    images: list[str]  # each a PNG, JPEG, BMP, GIF or WebP file, base64 (a data: URL prefix is allowed)
+    top_k: int = Field(3, ge=1)  # classes listed per image (at most every class)
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0
@@ -209,6 +217,30 @@ class ClassificationResponse(BaseModel):
     model: str
     data: list[Classification]
     usage: Usage
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class ImageClassification(BaseModel):
+    object: Literal["image_classification"] = "image_classification"
+    index: int
+    label: str  # the most probable class
+    score: float  # its softmax probability
+    top: list[LabelScore]  # the top_k classes, most probable first
+
+
+class ImageUsage(BaseModel):
+    images: int
+
+
+class ImageClassificationResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[ImageClassification]
+    usage: ImageUsage
 
 
 class ModelCard(BaseModel):
