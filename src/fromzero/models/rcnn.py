@@ -41,7 +41,7 @@ from fromzero.config import field, require
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.box_coder import clip_boxes, decode_deltas, encode_deltas, select_detections
 from fromzero.nn.boxes import box_iou, nms, roi_align
-from fromzero.nn.conv import ACTIVATIONS, BasicBlock, ConvBNAct, init_conv_weights
+from fromzero.nn.conv import ACTIVATIONS, ConvBNAct, downsample_stage, init_conv_weights
 
 RPN_BETA = 1.0 / 9  # smooth-L1 transition of the RPN box loss (py-faster-rcnn rpn sigma = 3)
 ROI_BETA = 1.0  # smooth-L1 transition of the box-head loss (sigma = 1)
@@ -154,18 +154,13 @@ def sample_balanced(positive: torch.Tensor, negative: torch.Tensor, total: int, 
     return pos, neg
 
 
-def _stage(c_in: int, c_out: int, blocks: int, act: str) -> nn.Sequential:
-    """A stride-2 ConvBNAct then ``blocks`` BasicBlocks: (B, c_in, H, W) -> (B, c_out, H/2, W/2)."""
-    return nn.Sequential(ConvBNAct(c_in, c_out, 3, 2, act), *(BasicBlock(c_out, c_out) for _ in range(blocks)))
-
-
 class FasterRCNN(nn.Module):
     """Two-stage detector. ``forward(pixels)`` -> RPN outputs; :meth:`loss`; :meth:`detect`."""
 
     def __init__(self, config: RcnnConfig) -> None:
         super().__init__()
         c = self.config = config
-        stages = (_stage(a, b, c.blocks, c.act) for a, b in zip(c.widths[:-1], c.widths[1:], strict=True))
+        stages = (downsample_stage(a, b, c.blocks, c.act) for a, b in zip(c.widths[:-1], c.widths[1:], strict=True))
         self.backbone = nn.Sequential(ConvBNAct(c.in_channels, c.widths[0], 3, 1, c.act), *stages)
         init_conv_weights(self.backbone)
         feat, k = c.widths[-1], c.num_classes

@@ -35,7 +35,7 @@ from torch import nn
 from fromzero.config import field, require
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.box_coder import clip_boxes, decode_ltrb, select_detections
-from fromzero.nn.conv import ACTIVATIONS, BasicBlock, ConvBNAct, init_conv_weights
+from fromzero.nn.conv import ACTIVATIONS, ConvBNAct, downsample_stage, init_conv_weights
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,6 @@ def assign_cells(points: torch.Tensor, strides: torch.Tensor, levels: torch.Tens
     return torch.where(torch.isfinite(smallest), index, torch.full_like(index, -1))
 
 
-def _stage(c_in: int, c_out: int, blocks: int, act: str) -> nn.Sequential:
-    """A stride-2 ConvBNAct then ``blocks`` BasicBlocks: (B, c_in, H, W) -> (B, c_out, H/2, W/2)."""
-    return nn.Sequential(ConvBNAct(c_in, c_out, 3, 2, act), *(BasicBlock(c_out, c_out) for _ in range(blocks)))
-
-
 class YoloDetector(nn.Module):
     """Anchor-free detector. ``forward(pixels)`` -> raw head outputs; :meth:`loss`; :meth:`detect`."""
 
@@ -143,7 +138,7 @@ class YoloDetector(nn.Module):
         c = self.config = config
         self.stem = ConvBNAct(c.in_channels, c.widths[0], 3, 1, c.act)
         pairs = zip(c.widths[:-1], c.widths[1:], strict=True)
-        self.stages = nn.ModuleList(_stage(a, b, c.blocks, c.act) for a, b in pairs)
+        self.stages = nn.ModuleList(downsample_stage(a, b, c.blocks, c.act) for a, b in pairs)
         self.level_stage = [int(math.log2(s)) - 1 for s in c.strides]  # stage index feeding each level
         hw = c.head_width
         self.lateral = nn.ModuleList(nn.Conv2d(c.widths[i + 1], hw, 1) for i in self.level_stage)

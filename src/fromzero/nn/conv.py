@@ -87,6 +87,12 @@ class Bottleneck(nn.Module):
         return torch.relu(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
 
 
+def downsample_stage(c_in: int, c_out: int, blocks: int, act: str = "relu") -> nn.Sequential:
+    """A stride-2 ConvBNAct then ``blocks`` BasicBlocks: (B, c_in, H, W) -> (B, c_out, H/2, W/2)
+    (the backbone stage both detectors are built from)."""
+    return nn.Sequential(ConvBNAct(c_in, c_out, 3, 2, act), *(BasicBlock(c_out, c_out) for _ in range(blocks)))
+
+
 def init_conv_weights(module: nn.Module) -> None:
     """Kaiming-normal (fan_out, ReLU) for convs, as in the ResNet paper; BN starts at (1, 0) unless already
     zeroed for a residual branch."""
