@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fromzero.runs import VISION_INFO, read_run_json
+from fromzero.runs import VISION_INFO, load_run, read_run_json
+from fromzero.train.cost_estimate import human
+from fromzero.train.image_cost import image_cost
 
 EVAL_FILE = "eval.json"
 
@@ -14,9 +16,12 @@ def describe_image_run(run_dir: str | Path) -> list[str]:
     path = Path(run_dir)
     info = read_run_json(path / VISION_INFO)
     size = "x".join(str(s) for s in info.get("image_size") or [])
+    cost = image_cost(load_run(path, with_weights=False).model_config, (info.get("image_size") or [None])[0])
+    flops = cost["flops_per_image"]
     lines = [f"image run: {info['task']} with {info['family']} ({info.get('parameters', 0):,} parameters)",
              f"input: {info['channels']} channel(s), {size}; classes: {len(info['class_names'])}"
              + (f" ({', '.join(info['class_names'][:10])})" if info["class_names"] else ""),
+             f"FLOPs per image: {human(flops['forward'])} forward, {human(flops['training'])} training (3x)",
              f"images: {info.get('images')}"]
     if info.get("init"):
         lines.append(f"initialised from: {info['init']['run']} ({info['init']['kind']}, "
@@ -27,7 +32,7 @@ def describe_image_run(run_dir: str | Path) -> list[str]:
     best = info.get("best_validation") or {}
     if best:
         lines.append("best validation: " + ", ".join(f"{k[4:]} {v:.4f}" for k, v in best.items()
-                                                     if isinstance(v, float | int)))
+                                                     if isinstance(v, float | int) and k != "val_ppl"))
     if (path / EVAL_FILE).is_file():
         test = read_run_json(path / EVAL_FILE).get("test") or {}
         metrics = test.get("metrics") or {}
