@@ -114,6 +114,11 @@ def test_each_task_trains_and_scores(task: str, source: str, model: dict, metric
     info = json.loads((tmp_path / "run" / "vision.json").read_text())
     assert info["task"] == task and info["steps"] == 4
     assert load_run(tmp_path / "run").kind == task
+    image = np.zeros((64, 64), dtype=np.uint8)
+    image[10:30, 20:44] = 220  # a bright rectangle on black, like a pasted item
+    Image.fromarray(image).save(tmp_path / "scene.png")
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "scene.png"), "--out", str(tmp_path / "p")]) == 0
+    assert Image.open(tmp_path / "p" / "scene.png").size[0] > 0
 
 
 def test_mae_pretraining_initialises_a_vit(tmp_path: Path) -> None:
