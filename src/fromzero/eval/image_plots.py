@@ -240,20 +240,21 @@ def mask_overlay_png(images: Any, pred_masks: Any, true_masks: Any | None, class
 # ---------------------------------------------------------------------------------------------- denoising
 
 
-def denoise_triplets_png(noisy: Any, clean: Any | None, denoised: Any, path: str | Path, max_images: int = 4
-                         ) -> Path:
+def denoise_triplets_png(noisy: Any, clean: Any | None, denoised: Any, path: str | Path, max_images: int = 4,
+                         names: tuple[str, str, str] = ("noisy", "denoised", "clean")) -> Path:
     """Rows of noisy | denoised | clean (floats in [0, 1], (N, C, H, W)), PSNR against the clean image in the
-    titles; ``clean=None`` (no reference, e.g. a user's photo) draws noisy | denoised without PSNR."""
+    titles; ``clean=None`` (no reference, e.g. a user's photo) draws noisy | denoised without PSNR. ``names``
+    titles the three columns (MAE draws masked | reconstruction | original)."""
     noisy, denoised = _np(noisy).astype(np.float64), _np(denoised).astype(np.float64)
     clean = None if clean is None else _np(clean).astype(np.float64)
     n = _count(len(noisy), max_images, denoised, *([] if clean is None else [clean]))
     fig, axes = _figure(n, 2 if clean is None else 3, cell=2.0)
     for i in range(n):
         if clean is None:
-            panels = [("noisy", noisy[i]), ("denoised", denoised[i])]
+            panels = [(names[0], noisy[i]), (names[1], denoised[i])]
         else:
-            panels = [(f"noisy {image_psnr(clean[i], noisy[i]):.2f} dB", noisy[i]),
-                      (f"denoised {image_psnr(clean[i], denoised[i]):.2f} dB", denoised[i]), ("clean", clean[i])]
+            panels = [(f"{names[0]} {image_psnr(clean[i], noisy[i]):.2f} dB", noisy[i]),
+                      (f"{names[1]} {image_psnr(clean[i], denoised[i]):.2f} dB", denoised[i]), (names[2], clean[i])]
         for col, (title, image) in enumerate(panels):
             _show(axes[i, col], image, peak=1.0)
             axes[i, col].set_title(title, fontsize=8)

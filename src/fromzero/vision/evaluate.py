@@ -115,14 +115,17 @@ def _mae(run: Run, recipe: VisionRecipe, test: ImageSet, batches: ImageBatches, 
         n += out.weight
     batch = batches.batch(0)
     pred, mask = run.model(batch["pixels"][:4], batch["mask_noise"][:4])
-    recon = run.model.reconstruct(batch["pixels"][:4], pred, mask)
-    masked = run.model.reconstruct(batch["pixels"][:4], torch.zeros_like(pred), mask)
-    denoise_triplets_png(_unit(masked), _unit(batch["pixels"][:4]), _unit(recon), plots / "test_reconstructions.png")
+    pixels = batch["pixels"][:4]
+    recon = run.model.reconstruct(pixels, pred, mask)
+    lo, hi = _range(pixels)
+    hidden = run.model.unpatchify(mask.unsqueeze(-1).expand_as(pred)).bool()  # (B, C, H, W): masked pixels
+    masked = torch.where(hidden, lo, pixels)  # hidden patches drawn black
+    scale = [((x - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) for x in (masked, pixels, recon)]
+    denoise_triplets_png(*scale, plots / "test_reconstructions.png",
+                         names=("masked", "reconstruction", "original"))
     return {"loss": total / max(n, 1), "mask_ratio": float(mask.mean())}
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    """Min-max scale each image to [0, 1] for display."""
-    lo = x.amin(dim=(1, 2, 3), keepdim=True)
-    hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x - lo) / (hi - lo).clamp_min(1e-6)
+def _range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image (min, max) of the original pixels: one display scale for all three panels of a row."""
+    return x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
