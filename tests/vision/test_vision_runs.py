@@ -137,3 +137,37 @@ def test_mae_pretraining_initialises_a_vit(tmp_path: Path) -> None:
     assert info["init"]["kind"] == "mae" and info["init"]["tensors_loaded"] > 0
     reinit = info["init"]["reinitialised"]
     assert reinit and all(name.startswith("head.") for name in reinit)  # only the new classifier
+
+
+def test_a_users_image_folder_and_coco_file_train(tmp_path: Path) -> None:
+    """ImageFolder layout (class folders of RGB PNGs of mixed sizes, resized) and a COCO JSON with boxes."""
+    rng = np.random.default_rng(0)
+    for cls, value in (("cat", 40), ("dog", 200)):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(12):
+            side = 10 + i % 3
+            pixels = np.clip(rng.normal(value, 20, (side, side, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pets" / cls / f"{i}.png")
+    recipe = write_recipe(tmp_path, "pets", task="image_classification",
+                          data={"source": "folder", "path": str(tmp_path / "pets"), "image_size": 8, "test": 0.25},
+                          model={"name": "cnn", "channels": [4], "hidden": 8},
+                          train={"max_steps": 2, "batch_size": 8, "eval_every": 2, **FAST})
+    train(recipe, tmp_path / "pets_run")
+    assert load_run(tmp_path / "pets_run").vision["class_names"] == ["cat", "dog"]
+    assert load_run(tmp_path / "pets_run").vision["channels"] == 3
+    images, annotations = [], []
+    for i in range(10):
+        canvas = np.zeros((32, 32), dtype=np.uint8)
+        x, y = 2 + i, 4 + i
+        canvas[y:y + 10, x:x + 12] = 255
+        Image.fromarray(canvas).save(tmp_path / f"s{i}.png")
+        images.append({"id": i, "file_name": f"s{i}.png", "width": 32, "height": 32})
+        annotations.append({"id": 100 + i, "image_id": i, "category_id": 5, "bbox": [x, y, 12, 10], "area": 120,
+                            "iscrowd": 0})
+    (tmp_path / "boxes.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                     "categories": [{"id": 5, "name": "block"}]}))
+    data = {"source": "coco", "path": str(tmp_path / "boxes.json"), "test": 0.2}
+    recipe = write_recipe(tmp_path, "coco", task="detection", data=data,
+                          model={"name": "yolo-tiny"}, train={"max_steps": 2, "batch_size": 4, "eval_every": 2, **FAST})
+    train(recipe, tmp_path / "coco_run")
+    assert json.loads((tmp_path / "coco_run" / "vision.json").read_text())["class_names"] == ["block"]
