@@ -171,3 +171,10 @@ def test_a_users_image_folder_and_coco_file_train(tmp_path: Path) -> None:
                           model={"name": "yolo-tiny"}, train={"max_steps": 2, "batch_size": 4, "eval_every": 2, **FAST})
     train(recipe, tmp_path / "coco_run")
     assert json.loads((tmp_path / "coco_run" / "vision.json").read_text())["class_names"] == ["block"]
+
+
+def test_info_on_a_vision_recipe(capsys) -> None:
+    recipe = Path(__file__).parents[2] / "recipes" / "vision" / "fashion_resnet.yaml"
+    assert main(["info", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: 2,797,034" in out and "per 28x28 image: 228M forward" in out  # 114M multiply-adds

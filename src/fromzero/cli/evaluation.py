@@ -121,6 +121,9 @@ def _info(args: argparse.Namespace) -> int:
 
         print("\n".join(describe_image_run(target) + compression))
         return 0
+    if target.is_file() and _is_vision_recipe(target):
+        print("\n".join(_describe_vision_recipe(target, args.overrides)))
+        return 0
     if target.is_dir():
         from fromzero.runs import load_run
 
@@ -144,6 +147,37 @@ def _info(args: argparse.Namespace) -> int:
           f"{human(m['activations'], 'B')} activations, ~{human(m['total'], 'B')} total (estimate)")
     print("\n".join(compression))
     return 0
+
+
+def _is_vision_recipe(path: Path) -> bool:
+    from fromzero.config import load_yaml
+    from fromzero.runs import is_vision_recipe_data
+
+    return is_vision_recipe_data(load_yaml(path))
+
+
+def _describe_vision_recipe(path: Path, overrides: list[str]) -> list[str]:
+    """Parameters and FLOPs per image of a vision recipe's model (channels and classes as the recipe or the
+    preset give them; `fromzero train` sets them from the data)."""
+    from fromzero.train.cost_estimate import human
+    from fromzero.train.image_cost import image_cost
+    from fromzero.vision.recipe import load_vision_recipe
+
+    recipe = load_vision_recipe(path, overrides)
+    cfg = recipe.model_config({}, str(path))
+    data = recipe.data
+    side = data.image_size or {"fashion-mnist": 28, "digits": 8, "scenes": data.scenes.canvas,
+                               "photos": data.photos.patch}.get(data.source)
+    cost = image_cost(cfg, side)
+    flops, params = cost["flops_per_image"], cost["parameters"]["total"]
+    images = recipe.train.batch_size * recipe.train.grad_accum * recipe.train.max_steps
+    side = cost["image_size"]
+    return [f"vision recipe: {recipe.task} with {recipe.model_name()} ({type(cfg).__name__})",
+            f"parameters: {params:,} ({human(params)})",
+            f"FLOPs per {side}x{side} image: {human(flops['forward'])} forward, {human(flops['training'])} training "
+            f"(3x); {images:,} training images in all: {human(flops['training'] * images)} FLOPs",
+            "note: in_channels / num_classes are the recipe's or the preset's; `fromzero train` takes them from "
+            "the data"]
 
 
 def _compression_lines(target: Path) -> list[str]:
