@@ -98,7 +98,8 @@ def test_batchnorm_uses_batch_statistics_in_training_and_running_statistics_in_e
     model = tiny("cnn")
     bn = model.body[0][1]
     seen = {}
-    bn.register_forward_hook(lambda m, i, o: seen.update(x=i[0].detach(), y=o.detach()))
+    # clone: the ReLU after BN runs in place on its output
+    bn.register_forward_hook(lambda m, i, o: seen.update(x=i[0].detach().clone(), y=o.detach().clone()))
     with torch.no_grad():
         bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2.0)
         bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5)

@@ -19,11 +19,11 @@ from torch import nn
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "none": nn.Identity}
 
 
-def activation(name: str) -> nn.Module:
-    """A fresh activation module by name: relu | silu | gelu | none."""
+def activation(name: str, inplace: bool = False) -> nn.Module:
+    """A fresh activation module by name: relu | silu | gelu | none (``inplace`` where torch has it)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[name](inplace=True) if inplace and name in ("relu", "silu") else ACTIVATIONS[name]()
 
 
 class ConvBNAct(nn.Sequential):
@@ -37,7 +37,7 @@ class ConvBNAct(nn.Sequential):
         layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=not bn)]
         if bn:
             layers.append(nn.BatchNorm2d(c_out))
-        layers.append(activation(act))
+        layers.append(activation(act, inplace=bn))  # in place on BN's output: BN's backward needs only its input
         super().__init__(*layers)
         self.out_channels = c_out
 
@@ -64,7 +64,9 @@ class BasicBlock(nn.Module):
             nn.init.zeros_(self.conv2[1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
+        out = self.conv2(self.conv1(x))
+        out += self.shortcut(x)  # in place, as torchvision: saves a (B, C, H, W) buffer per block
+        return torch.relu_(out)
 
 
 class Bottleneck(nn.Module):
@@ -84,7 +86,9 @@ class Bottleneck(nn.Module):
             nn.init.zeros_(self.conv3[1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
+        out = self.conv3(self.conv2(self.conv1(x)))
+        out += self.shortcut(x)
+        return torch.relu_(out)
 
 
 def downsample_stage(c_in: int, c_out: int, blocks: int, act: str = "relu") -> nn.Sequential:
