@@ -114,8 +114,35 @@ def table(rows: list[dict], reference: dict | None) -> str:
     for r in rows:
         lines.append(f"| {r['name']} | {r['task']} | {r['family']} | {r['parameters']:,} | {r['steps']} | "
                      f"{r['train_s'] / 60:.1f} min | {r['images_per_s']:,.0f} | {_metric(r)} |")
-    lines += _mae_story(rows) + _reference(reference) + ["<!-- vision_table:end -->"]
+    lines += _targets(rows, reference) + _mae_story(rows) + _reference(reference) + ["<!-- vision_table:end -->"]
     return "\n".join(lines)
+
+
+# (what, row, metric key, threshold): the targets, each checked against the measured run
+TARGETS = [("Fashion-MNIST small CNN >= 91%", "fashion_cnn", "accuracy", 0.91),
+           ("Fashion-MNIST ResNet >= 93%", "fashion_resnet", "accuracy", 0.93),
+           ("Fashion-MNIST ViT >= 90%", "fashion_vit", "accuracy", 0.90),
+           ("composed scenes YOLO-style mAP@0.5 >= 0.80", "scenes_yolo", "map_50", 0.80),
+           ("composed scenes segmentation mIoU >= 0.80 (U-Net)", "scenes_unet", "miou", 0.80),
+           ("denoising PSNR gain >= +6 dB at sigma 25 (DnCNN)", "photos_dncnn", "psnr_gain", 6.0)]
+
+
+def _targets(rows: list[dict], ref: dict | None) -> list[str]:
+    by = {r["name"]: r for r in rows}
+    out = ["", "### The issue's targets", "", "| target | measured | met |", "|---|---|---|"]
+    for what, name, key, threshold in TARGETS:
+        if name in by:
+            value = by[name]["metrics"][key]
+            out.append(f"| {what} | {value:.4f} | {'yes' if value >= threshold else 'no'} |")
+    if "vit_mae_0p1" in by and "vit_scratch_0p1" in by:
+        a, b = by["vit_scratch_0p1"]["metrics"]["accuracy"], by["vit_mae_0p1"]["metrics"]["accuracy"]
+        out.append(f"| MAE-pretrained ViT beats scratch on 10% of the labels | {b:.4f} vs {a:.4f} | "
+                   f"{'yes' if b > a else 'no'} |")
+    for m in (ref or {}).get("speed", []):
+        if m["name"].startswith("fromzero") and "28x28" in m["name"]:
+            out.append(f"| ResNet-18 training images/s >= 1.0x torchvision's, same input | {m['ratio']:.2f}x | "
+                       f"{'yes' if m['ratio'] >= 1.0 else 'no'} |")
+    return out
 
 
 def _mae_story(rows: list[dict]) -> list[str]:
