@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from fromzero.config import InvalidValue
@@ -73,3 +74,18 @@ def from_options(cls: type[T], values: Mapping[str, Any], renamed: Mapping[str, 
     except InvalidValue as err:
         option = (renamed or {}).get(err.key) or f"--{err.key.replace('_', '-')}"
         raise ConfigError(f"{option}: {err.message}") from None
+
+
+def check_recipe_domain(recipe: str | None, command: str) -> None:
+    """A vision recipe given to a text command, or a text recipe given to ``train``: one line naming the
+    command that runs it (``runs.recipe_command``)."""
+    if recipe is None or not Path(recipe).is_file():
+        return
+    from fromzero.config import load_yaml
+    from fromzero.runs import recipe_command
+
+    owner = recipe_command(load_yaml(recipe))
+    if owner is None or (owner == "train") == (command == "train"):  # same domain: the command's own checks
+        return
+    what = "a vision recipe" if owner == "train" else "a text recipe (no vision task)"
+    raise ConfigError(f"{recipe}: {what}; run it with `fromzero {owner} {recipe}`, not `fromzero {command}`")

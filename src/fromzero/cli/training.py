@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fromzero.cli.options import Handler, add_no_progress, from_options, positive_int, unit_interval
+from fromzero.cli.options import (
+    Handler,
+    add_no_progress,
+    check_recipe_domain,
+    from_options,
+    positive_int,
+    unit_interval,
+)
 from fromzero.cli.reports import print_finetune_eval
 
 
@@ -39,19 +46,6 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     return {"pretrain": _pretrain, "finetune": _finetune, "self-train": _self_train}
 
 
-def _refuse_vision_recipe(recipe: str | None, command: str) -> None:
-    """A vision recipe (``task: image_classification`` ...) given to a text command: say which command runs it."""
-    if recipe is None or not Path(recipe).is_file():
-        return
-    from fromzero.config import load_yaml
-    from fromzero.errors import ConfigError
-    from fromzero.runs import is_vision_recipe_data
-
-    if is_vision_recipe_data(load_yaml(recipe)):
-        raise ConfigError(f"{recipe}: a vision recipe (task: {load_yaml(recipe)['task']}); run it with "
-                          f"`fromzero train {recipe}`, not `fromzero {command}`")
-
-
 def _pretrain(args: argparse.Namespace) -> int:
     if args.help_config:
         from fromzero.config import describe
@@ -61,7 +55,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         return 0
     from fromzero.pretrain.runner import pretrain
 
-    _refuse_vision_recipe(args.recipe, "pretrain")
+    check_recipe_domain(args.recipe, "pretrain")
     result = pretrain(args.recipe, args.overrides, out=args.out, resume=args.resume, progress=not args.no_progress)
     tr = result.train
     print(f"\nrun directory: {result.run_dir}")
@@ -89,7 +83,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from fromzero.finetune.evaluate import evaluate_finetuned_run
     from fromzero.finetune.runner import finetune
 
-    _refuse_vision_recipe(args.recipe, "finetune")
+    check_recipe_domain(args.recipe, "finetune")
     run_dir = finetune(args.recipe, args.overrides, out=args.out, progress=not args.no_progress,
                        resume=args.resume).run_dir
     saved = evaluate_finetuned_run(run_dir)

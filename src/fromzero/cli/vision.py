@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fromzero.cli.options import Handler, add_no_progress, positive_int, unit_interval
+from fromzero.cli.options import Handler, add_no_progress, check_recipe_domain, positive_int, unit_interval
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
@@ -44,15 +44,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.recipe is None:
         raise ConfigError("train: give a vision recipe, e.g. `fromzero train recipes/fashion_cnn.yaml`")
-    from fromzero.config import load_yaml
-    from fromzero.runs import is_finetune_recipe_data, is_vision_recipe_data
-
-    data = load_yaml(args.recipe) if Path(args.recipe).is_file() else {}
-    if data and not is_vision_recipe_data(data) and ("task" not in data or is_finetune_recipe_data(data)):
-        command = "finetune" if is_finetune_recipe_data(data) else "pretrain"
-        raise ConfigError(f"{args.recipe}: a text recipe (no vision task); run it with `fromzero {command} "
-                          f"{args.recipe}`, or set task: image_classification | detection | segmentation | "
-                          "denoising | mae")
+    check_recipe_domain(args.recipe, "train")
     from fromzero.vision.runner import train_vision
 
     result = train_vision(args.recipe, args.overrides, out=args.out, resume=args.resume,

@@ -144,6 +144,16 @@ def is_vision_recipe_data(config: Any) -> bool:
     return isinstance(config, dict) and config.get("task") in VISION_TASKS
 
 
+def recipe_command(config: Any) -> str | None:
+    """Which command runs a recipe's content: ``train`` (a vision task), ``finetune`` (``base`` and a ``task``
+    section), ``pretrain`` (no task); None when it cannot tell (a task name that is not a vision task)."""
+    if is_vision_recipe_data(config):
+        return "train"
+    if is_finetune_recipe_data(config):
+        return "finetune"
+    return "pretrain" if isinstance(config, dict) and "task" not in config else None
+
+
 def is_finetune_run(path: str | Path) -> bool:
     """True for a finished run directory written by ``fromzero finetune``."""
     return (Path(path) / FINETUNE_INFO).is_file()
