@@ -128,19 +128,24 @@ def _scene() -> tuple[torch.Tensor, torch.Tensor]:
     return image.view(1, 1, 20, 20), mask.view(1, 20, 20)
 
 
+def fit(model, objective, batch: dict, lr: float, steps: int = 40) -> None:
+    """``steps`` Adam steps of ``objective`` on one fixed batch."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        out = objective(model, batch)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+
+
 def test_tiny_unet_overfits_one_mask() -> None:
     torch.manual_seed(0)
     model = create_model("unet", in_channels=1, num_classes=3, widths=[8, 16])
     image, mask = _scene()
     batch = {"pixels": image, "masks": mask}
     objective = Segmentation(dice_weight=0.5)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = objective(model, batch).metrics["pixel_accuracy"].item()
-    for _ in range(40):
-        out = objective(model, batch)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
+    fit(model, objective, batch, lr=1e-2)
     model.eval()
     with torch.no_grad():
         acc = (model(image).argmax(1) == mask).float().mean().item()
@@ -156,12 +161,7 @@ def test_tiny_dncnn_reduces_mse_on_a_noisy_patch() -> None:
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=gen)
     batch = {"pixels": noisy, "target": clean}
     objective = Denoising()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(40):
-        out = objective(model, batch)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
+    fit(model, objective, batch, lr=3e-3)
     model.eval()
     with torch.no_grad():
         after = F.mse_loss(model(noisy), clean).item()

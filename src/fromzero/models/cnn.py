@@ -23,6 +23,7 @@ from torch import nn
 
 from fromzero.config import field, require
 from fromzero.errors import DataError
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.conv import ConvBNAct, init_conv_weights
 
@@ -40,8 +41,7 @@ class CnnConfig:
     dropout: float = field(0.3, help="dropout before each fully connected layer")
 
     def __post_init__(self) -> None:
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
-        require(self.num_classes > 1, "num_classes", f"must be at least 2, got {self.num_classes}")
+        require_image_io(self.in_channels, self.num_classes, 2)
         require(len(self.channels) > 0 and all(c > 0 for c in self.channels), "channels",
                 f"must be a non-empty list of positive widths, got {self.channels}")
         require(self.convs_per_stage > 0, "convs_per_stage", f"must be positive, got {self.convs_per_stage}")

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from fromzero.config import field, require
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.conv import ConvBNAct, init_conv_weights
 from fromzero.nn.unet import UNetBody
@@ -44,7 +45,7 @@ class DenoiserConfig:
                                  "(false: the paper's random init)")
 
     def __post_init__(self) -> None:
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
+        require_image_io(self.in_channels)
         require(self.depth >= 2, "depth", f"must be >= 2 (first and last conv), got {self.depth}")
         require(self.width > 0, "width", f"must be positive, got {self.width}")
         require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths",

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromzero.config import field, require
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.conv import ConvBNAct, init_conv_weights
 
@@ -46,9 +47,7 @@ class FcnConfig:
     act: Literal["relu", "silu", "gelu"] = field("relu", help="activation after each BatchNorm")
 
     def __post_init__(self) -> None:
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
-        require(self.num_classes >= 2, "num_classes",
-                f"must be >= 2 (background + at least one class), got {self.num_classes}")
+        require_image_io(self.in_channels, self.num_classes, 2, " (background + at least one class)")
         require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths",
                 f"must be one or more positive channel counts, got {self.widths}")
         require(self.convs_per_stage >= 1, "convs_per_stage", f"must be >= 1, got {self.convs_per_stage}")

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from fromzero.config import field, require
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.conv import ConvBNAct, init_conv_weights
 
@@ -59,8 +60,7 @@ class InceptionConfig:
     dropout: float = field(0.2, help="dropout on the pooled features (GoogLeNet: 0.4)")
 
     def __post_init__(self) -> None:
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
-        require(self.num_classes > 1, "num_classes", f"must be at least 2, got {self.num_classes}")
+        require_image_io(self.in_channels, self.num_classes, 2)
         require(self.stem_channels > 0, "stem_channels", f"must be positive, got {self.stem_channels}")
         require(len(self.modules) > 0, "modules", "must list at least one Inception module")
         for i, spec in enumerate(self.modules):

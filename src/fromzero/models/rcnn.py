@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromzero.config import field, require
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.box_coder import clip_boxes, decode_deltas, encode_deltas, select_detections
 from fromzero.nn.boxes import box_iou, nms, roi_align
@@ -80,8 +81,7 @@ class RcnnConfig:
     box_weights: tuple[float, ...] = field((10.0, 10.0, 5.0, 5.0), help="(wx, wy, ww, wh) of the head's deltas")
 
     def __post_init__(self) -> None:
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
-        require(self.num_classes > 0, "num_classes", f"must be positive, got {self.num_classes}")
+        require_image_io(self.in_channels, self.num_classes, 1)
         require(len(self.widths) >= 2 and all(w > 0 for w in self.widths), "widths",
                 f"needs a stem and at least one stage, all positive, got {list(self.widths)}")
         require(self.blocks >= 0, "blocks", f"must be >= 0, got {self.blocks}")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from fromzero.config import field, require
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.conv import BasicBlock, Bottleneck, ConvBNAct, init_conv_weights
 
@@ -51,8 +52,7 @@ class ResNetConfig:
         require(len(self.layers) > 0 and all(n > 0 for n in self.layers), "layers",
                 f"must be a non-empty list of positive block counts, got {self.layers}")
         require(self.width > 0, "width", f"must be positive, got {self.width}")
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
-        require(self.num_classes > 1, "num_classes", f"must be at least 2, got {self.num_classes}")
+        require_image_io(self.in_channels, self.num_classes, 2)
 
     @property
     def feature_dim(self) -> int:

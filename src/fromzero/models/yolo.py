@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromzero.config import field, require
+from fromzero.models.image_config import require_image_io
 from fromzero.models.registry import register_family, register_model
 from fromzero.nn.box_coder import clip_boxes, decode_ltrb, select_detections
 from fromzero.nn.conv import ACTIVATIONS, ConvBNAct, downsample_stage, init_conv_weights
@@ -60,8 +61,7 @@ class YoloConfig:
     pre_nms_top_k: int = field(1000, help="best (cell, class) pairs kept per image before NMS in detect()")
 
     def __post_init__(self) -> None:
-        require(self.in_channels > 0, "in_channels", f"must be positive, got {self.in_channels}")
-        require(self.num_classes > 0, "num_classes", f"must be positive, got {self.num_classes}")
+        require_image_io(self.in_channels, self.num_classes, 1)
         require(len(self.widths) >= 2 and all(w > 0 for w in self.widths), "widths",
                 f"needs a stem and at least one stage, all positive, got {list(self.widths)}")
         require(self.blocks >= 0, "blocks", f"must be >= 0, got {self.blocks}")
