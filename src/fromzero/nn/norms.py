@@ -2,6 +2,12 @@
 
 LayerNorm:  y = (x - mean(x)) / sqrt(var(x) + eps) * g + b      (Ba et al., 2016)
 RMSNorm:    y = x / sqrt(mean(x^2) + eps) * g                   (Zhang & Sennrich, 2019)
+
+Under bf16 (autocast or bf16 activations) both keep their statistics in fp32: on an fp32 residual
+stream autocast leaves layer_norm in fp32, ATen's layer_norm accumulates bf16 input in fp32, and
+RMSNorm upcasts. The output keeps the input's dtype. Handing autocast's bf16 to the next linear
+instead would save nothing (that linear casts once) and, where two linears read the norm (SwiGLU's
+gate and up), would sum their input gradients in bf16 instead of fp32.
 """
 
 from __future__ import annotations

@@ -4,6 +4,14 @@ Weight decay applies only to matrices of linear layers: decaying norms,
 biases and embeddings pulls them toward zero for no regularisation benefit
 (Loshchilov & Hutter 2019; GPT-2 / nanoGPT practice).
 
+Adam and AdamW run torch's fused kernel wherever torch has one for the
+parameters' device (CPU and CUDA among them): one pass over all tensors
+instead of about ten small ops per tensor. On a 2-core CPU it updates the
+10.7M parameters of gpt-char-6x384 in ~5 ms instead of ~30 ms (the default
+per-tensor loop; torch's foreach path is no faster there), with the same
+update up to float rounding. Elsewhere they use the foreach path where torch
+has one, else the per-tensor loop.
+
 Schedule (multiplier on the peak lr, step s counted from 0):
     warmup:   (s + 1) / warmup_steps                         for s < warmup_steps
     cosine:   min + (1 - min) * 0.5 * (1 + cos(pi * p))       p = progress after warmup in [0, 1]
@@ -14,6 +22,7 @@ Schedule (multiplier on the peak lr, step s counted from 0):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +30,16 @@ import torch
 from torch import nn
 
 from fromzero.config import field, require
+
+try:  # torch's own lists of devices with fused / foreach optimizer kernels (private, so guarded)
+    from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices as _foreach_devices
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices as _fused_devices
+except ImportError:  # pragma: no cover - older or newer torch without them
+    def _fused_devices() -> list[str]:
+        return ["cuda", "cpu"]
+
+    def _foreach_devices() -> list[str]:
+        return ["cuda"]
 
 
 @dataclass(frozen=True)
@@ -64,15 +83,30 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def adam_implementation(params: Iterable[torch.Tensor]) -> dict[str, bool]:
+    """The fastest Adam(W) kernel torch has for ``params``: ``{"fused": True}``, ``{"foreach": True}`` or ``{}``.
+
+    Fused and foreach kernels need every parameter on one device type (and floating point, for fused).
+    """
+    params = list(params)
+    devices = {p.device.type for p in params}
+    if len(devices) != 1:
+        return {}
+    device = devices.pop()
+    if device in _fused_devices() and all(p.is_floating_point() for p in params):
+        return {"fused": True}
+    return {"foreach": True} if device in _foreach_devices() else {}
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg`` over ``model``'s trainable parameters."""
+    """The optimizer named in ``cfg`` over ``model``'s trainable parameters (build it after moving the model)."""
     groups = param_groups(model, cfg.weight_decay)
     if not groups:
         raise ValueError("the model has no trainable parameters")
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
-    if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    if cfg.name in ("adamw", "adam"):
+        kernel = adam_implementation(p for g in groups for p in g["params"])
+        adam = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        return adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **kernel)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, eps=cfg.eps)

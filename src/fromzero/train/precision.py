@@ -1,15 +1,19 @@
 """Device choice and mixed precision.
 
-bf16 autocast runs matmuls in bfloat16 while weights, optimizer state and
-the loss stay fp32; it needs no loss scaling (bf16 has fp32's exponent
-range). "auto" uses it on GPUs that support bf16 and stays fp32 on CPU,
-where bf16 matmuls are usually slower.
+bf16 autocast runs matmuls (and attention) in bfloat16 while weights,
+optimizer state, norms and the loss stay fp32; it needs no loss scaling
+(bf16 has fp32's exponent range). It pays where bf16 is multiplied natively:
+GPUs, CPUs with AMX or AVX512_BF16. An AVX2-only CPU emulates it (~100x
+slower matmuls). "auto" uses it on GPUs that support bf16; on a CPU it
+follows a timing probe of the model's own step when the caller passes one
+(train/precision_probe.py: the answer depends on the model's shapes, not
+only on the CPU), else stays fp32.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from collections.abc import Callable
 
 import torch
 
@@ -29,11 +33,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_precision(precision: Literal["auto", "fp32", "bf16"], device: torch.device) -> str:
-    if precision == "auto":
-        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return "bf16" if bf16_ok else "fp32"
-    return precision
+def resolve_precision(precision: str, device: torch.device, probe: Callable[[], str] | None = None) -> str:
+    """'fp32' or 'bf16' for ``precision`` ('auto', 'fp32' or 'bf16') on ``device``.
+
+    'auto': bf16 on a CUDA GPU that supports it; on CPU what ``probe()`` answers ("fp32" or "bf16",
+    e.g. ``probe_precision(step, device).fastest``), fp32 without a probe; fp32 elsewhere. The probe is
+    called only when its answer is used.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu" and probe is not None:
+        choice = probe()
+        if choice not in ("fp32", "bf16"):
+            raise ValueError(f"the precision probe answered {choice!r}; expected 'fp32' or 'bf16'")
+        return choice
+    return "fp32"
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
