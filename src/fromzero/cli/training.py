@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from fromzero.cli.options import (
     Handler,
@@ -14,6 +16,9 @@ from fromzero.cli.options import (
     unit_interval,
 )
 from fromzero.cli.reports import print_finetune_eval
+from fromzero.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
@@ -22,6 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("recipe", nargs="?", help="recipe YAML (default: built-in defaults)")
     p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in the run directory")
+    _add_nproc(p)
     add_no_progress(p)
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 
@@ -30,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--out", help="run directory (default: the recipe's out, else runs/<recipe name>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted fine-tune from its latest checkpoint (same base/task/method/seed)")
+    _add_nproc(p)
     add_no_progress(p)
     p.add_argument("--help-config", action="store_true", help="list every recipe key with its help")
 
@@ -56,7 +63,14 @@ def _pretrain(args: argparse.Namespace) -> int:
     from fromzero.pretrain.runner import pretrain
 
     check_recipe_domain(args.recipe, "pretrain")
-    result = pretrain(args.recipe, args.overrides, out=args.out, resume=args.resume, progress=not args.no_progress)
+    if args.nproc is not None:
+        return _launch(args, "pretrain")
+    result = _on_every_rank(lambda: pretrain(args.recipe, args.overrides, out=args.out, resume=args.resume,
+                                             progress=not args.no_progress))
+    if result is None:
+        return 1
+    if not _is_main():
+        return 0
     tr = result.train
     print(f"\nrun directory: {result.run_dir}")
     val = f"{tr.val_loss:.4f}" if tr.val_loss is not None else "n/a"
@@ -84,8 +98,15 @@ def _finetune(args: argparse.Namespace) -> int:
     from fromzero.finetune.runner import finetune
 
     check_recipe_domain(args.recipe, "finetune")
-    run_dir = finetune(args.recipe, args.overrides, out=args.out, progress=not args.no_progress,
-                       resume=args.resume).run_dir
+    if args.nproc is not None:
+        return _launch(args, "finetune")
+    result = _on_every_rank(lambda: finetune(args.recipe, args.overrides, out=args.out, progress=not args.no_progress,
+                                             resume=args.resume))
+    if result is None:
+        return 1
+    if not _is_main():
+        return 0
+    run_dir = result.run_dir
     saved = evaluate_finetuned_run(run_dir)
     print(f"\nrun directory: {run_dir}")
     print_finetune_eval(run_dir, saved)
@@ -110,3 +131,63 @@ def _self_train(args: argparse.Namespace) -> int:
         print(f"  stopped: {report['stopped']}")
     print(f"report: {Path(report['out']) / REPORT_FILE}")
     return 0
+
+
+# -- several processes: --nproc, torchrun --------------------------------------------------------------
+def _add_nproc(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nproc", type=positive_int, default=None,
+                   help="train on N local processes (torchrun's launcher; train.parallel: ddp or fsdp); "
+                        "for several machines run `torchrun ... -m fromzero` (docs/17-distributed.md)")
+
+
+def _is_main() -> bool:
+    from fromzero.train.distributed import world
+
+    return world().is_main
+
+
+def _launch(args: argparse.Namespace, command: str) -> int:
+    """Check what can be checked here, then re-run this command without --nproc on N ranks."""
+    import os
+
+    from fromzero.runs import run_dir_for
+    from fromzero.train.launch import launch
+    from fromzero.train.parallel import check_world_size
+    from fromzero.train.precision import resolve_device
+
+    if "WORLD_SIZE" in os.environ:
+        raise ConfigError(f"--nproc: this command already runs under torchrun (WORLD_SIZE="
+                          f"{os.environ['WORLD_SIZE']}); drop --nproc")
+    if command == "pretrain":
+        from fromzero.pretrain.recipe import load_recipe as load
+    else:
+        from fromzero.finetune.recipe import load_finetune_recipe as load
+    recipe = load(args.recipe, args.overrides)
+    check_world_size(recipe.train, args.nproc)
+    resolve_device(recipe.train.device)  # `device: cuda` without a GPU: one line, before any process starts
+    run_dir = run_dir_for(args.out, recipe.out, args.recipe, "run" if command == "pretrain" else "finetune")
+    argv = [command, *([args.recipe] if args.recipe else []), *(["--out", args.out] if args.out else []),
+            *(["--resume"] if args.resume else []), *(["--no-progress"] if args.no_progress else []),
+            *args.overrides]
+    return launch(args.nproc, argv, run_dir)
+
+
+def _on_every_rank(run: Callable[[], T]) -> T | None:
+    """Run a training command on this rank; leave the process group after. A rank that sees another
+    rank fail reports it in one line, or (under --nproc, whose launcher reports it) returns None quietly."""
+    import os
+
+    from fromzero.train.distributed import is_peer_failure, shutdown, world
+    from fromzero.train.launch import LAUNCHED_ENV, RankFailedError
+
+    try:
+        return run()
+    except RuntimeError as err:
+        if not is_peer_failure(err):
+            raise
+        if os.environ.get(LAUNCHED_ENV):
+            return None
+        raise RankFailedError(f"rank {world().rank}: another rank stopped during a collective "
+                              f"({str(err).splitlines()[0][:160]}); resume the run with --resume") from None
+    finally:
+        shutdown()

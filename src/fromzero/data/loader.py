@@ -4,6 +4,9 @@ Training batches (:class:`RandomWindows`) are a pure function of
 ``(seed, step, micro)``: resuming at step N needs no replay of steps
 0..N-1, and any two processes agree on the batch for a given step.
 Evaluation batches (:func:`sequential_windows`) cover a split exactly once.
+With N processes, :class:`RankRows` gives rank r its contiguous slice of the
+rows of the same global batch, so the N ranks together see exactly what one
+process would.
 """
 
 from __future__ import annotations
@@ -74,7 +77,11 @@ class RandomWindows:
 
     def batch(self, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
         """``{"input_ids": (B, T), "labels": (B, T)}`` int64, labels = inputs shifted left by one."""
-        starts = self.offsets(step, micro).numpy()
+        return self.batch_rows(step, micro, 0, self.batch_size)
+
+    def batch_rows(self, step: int, micro: int, start: int, stop: int) -> dict[str, torch.Tensor]:
+        """Rows ``[start, stop)`` of ``batch(step, micro)``, reading only those windows (one rank's share)."""
+        starts = self.offsets(step, micro).numpy()[start:stop]
         windows = np.asarray(self.tokens[starts[:, None] + self._positions], dtype=np.int64)  # (B, T+1)
         windows = torch.from_numpy(windows)
         return {"input_ids": windows[:, :-1], "labels": windows[:, 1:]}
@@ -139,3 +146,30 @@ def sequential_windows(
             spans = []
     if spans:
         yield _collate(tokens, spans, seq_len)
+
+
+def rank_rows(rows: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rank ``rank``'s rows ``[start, stop)`` of a batch of ``rows``: contiguous, as even as possible
+    (``[r*B/N, (r+1)*B/N)`` when N divides B)."""
+    return rank * rows // world_size, (rank + 1) * rows // world_size
+
+
+class RankRows:
+    """One rank's share of every batch of ``source``: rows ``[r*B/N, (r+1)*B/N)`` of the global batch.
+
+    A source with ``batch_rows(step, micro, start, stop)`` (e.g. :class:`RandomWindows`) builds only those
+    rows; any other source builds the whole batch and every tensor whose first dimension is its row count
+    is sliced (0-d tensors, e.g. a mixing weight, are shared). ``batch_size`` is the global batch size.
+    """
+
+    def __init__(self, source, batch_size: int, rank: int, world_size: int) -> None:
+        self.source, self.batch_size, self.rank, self.world_size = source, batch_size, rank, world_size
+
+    def batch(self, step: int, micro: int = 0) -> dict[str, torch.Tensor]:
+        if hasattr(self.source, "batch_rows"):
+            start, stop = rank_rows(self.batch_size, self.rank, self.world_size)
+            return self.source.batch_rows(step, micro, start, stop)
+        full = self.source.batch(step, micro)
+        rows = next((v.shape[0] for v in full.values() if v.ndim > 0), 0)  # the last batch of an epoch may be short
+        start, stop = rank_rows(rows, self.rank, self.world_size)
+        return {k: v[start:stop] if v.ndim > 0 and v.shape[0] == rows else v for k, v in full.items()}

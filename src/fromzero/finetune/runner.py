@@ -13,6 +13,9 @@
     run_dir/metrics.jsonl, plots/
     run_dir/checkpoints/         while training only: resumable checkpoints (``--resume``; finetune/resume.py)
 
+Under torchrun (``--nproc N``) every rank trains; rank 0 alone writes the run directory (the base
+model's zero-shot SFT replies included) and the other ranks return once training is done.
+
 Memory is measured the same way for every method, with ``resource.getrusage``:
 ``peak_rss_mb`` is the process's peak resident set size at the end of training
 and ``train_rss_delta_mb`` that peak minus the resident size just before
@@ -52,8 +55,11 @@ from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task
 from fromzero.models import build_model, family_of
 from fromzero.runs import FINETUNE_INFO, Run, load_run, require_fresh_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
+from fromzero.train.distributed import barrier, init_distributed, main_first
 from fromzero.train.hooks import PrepareModel, WrapObjective
 from fromzero.train.loggers import plot_losses, read_metrics
+from fromzero.train.parallel import check_world_size
+from fromzero.train.precision import resolve_device
 from fromzero.train.trainer import Trainer, TrainResult
 
 
@@ -124,10 +130,13 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
     recipe = load_finetune_recipe(recipe_path, overrides)
     file = str(recipe_path or "<overrides>")
     run_dir = run_dir_for(out, recipe.out, recipe_path, "finetune")
+    w = init_distributed(resolve_device(recipe.train.device))  # one process: nothing to join
+    check_world_size(recipe.train, w.world_size)
     if resume:
         check_can_resume(run_dir, recipe_dict(recipe))
     else:
         require_fresh_run_dir(run_dir)
+    barrier()  # every rank has checked the run directory before rank 0 writes into it
     _check_inputs(recipe, file)
     base = load_run(recipe.base)
     base.require_text("finetune")
@@ -144,9 +153,9 @@ def finetune(recipe_path: str | Path | None, overrides: list[str] | None = None,
         model = prepare_model(model)
     # sft: the base model's zero-shot replies to the test prompts, before any training
     base_test = (task_outputs(model, data, "test", progress=progress)
-                 if recipe.task.kind == "sft" and recipe.task.eval_base else None)
+                 if recipe.task.kind == "sft" and recipe.task.eval_base and w.is_main else None)
     summary, adapted = apply_method(model, recipe)
-    info = _start_run_dir(run_dir, recipe, base, model, data, summary, adapted)
+    info = main_first(lambda: _start_run_dir(run_dir, recipe, base, model, data, summary, adapted), dict)
     if base_test is not None:
         info["base_test_metrics"] = scorer(base_test)
         write_samples(run_dir / "samples_test_base.jsonl", base_test)
@@ -196,13 +205,17 @@ def _train(run_dir: Path, recipe: FinetuneRecipe, model: nn.Module, data: TaskDa
     wall = time.perf_counter() - t0
     _, peak = _rss_mb()
     hooks.restore_best()
-    _save_weights(trainer.model.cpu(), recipe, run_dir)
+    model = trainer.export_model()  # all ranks; under FSDP the whole model reaches rank 0 only
+    if not trainer.world.is_main:  # rank 0 writes the run directory
+        return FinetuneResult(run_dir, result, summary, info)
+    _save_weights(model.cpu(), recipe, run_dir)
     plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=run_dir.name)
     info.update({"train_wall_s": wall, "peak_rss_mb": peak, "train_rss_delta_mb": max(peak - rss_before, 0.0),
                  "memory_method": "resource.getrusage ru_maxrss minus /proc/self/statm RSS before training",
                  "steps": result.step, "best_step": hooks.best_step, "stopped_early": result.stopped_early,
                  "select_metric": recipe.select_metric, "best_validation": _best_metrics(run_dir, hooks.best_step),
                  "device": str(trainer.device), "threads": torch.get_num_threads(),
+                 "processes": trainer.world.world_size, "parallel": trainer.parallel,
                  "resumed_from_step": resumed.step if resumed else None})
     write_text(run_dir / FINETUNE_INFO, json.dumps(info, indent=1))
     shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)  # the run is complete: checkpoints served resuming only

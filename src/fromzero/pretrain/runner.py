@@ -1,4 +1,8 @@
-"""Pretraining, end to end: recipe -> data -> model -> Trainer -> run directory -> samples."""
+"""Pretraining, end to end: recipe -> data -> model -> Trainer -> run directory -> samples.
+
+Under torchrun (``--nproc N``) every rank runs this; rank 0 alone prepares the data, writes the run
+directory and draws the samples, and the other ranks wait for it where they need what it wrote.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_model
+from torch import nn
 
 from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, load_yaml
@@ -21,8 +26,11 @@ from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
 from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
+from fromzero.train.distributed import barrier, init_distributed, main_first
 from fromzero.train.hooks import PrepareModel, WrapObjective
 from fromzero.train.loggers import plot_losses
+from fromzero.train.parallel import check_world_size
+from fromzero.train.precision import resolve_device
 from fromzero.train.trainer import Trainer, TrainResult
 
 
@@ -68,6 +76,12 @@ def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress:
     return load_shards(data_dir), data_dir
 
 
+def _start_run_dir(run_dir: Path, saved: dict[str, Any], tokenizer: Tokenizer) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_yaml(saved))
+    tokenizer.save(run_dir / "tokenizer.json")
+
+
 def unigram_entropy(tokens) -> float:
     """Entropy (nats/token) of the token frequency distribution: the loss of a model that ignores context."""
     counts = torch.bincount(torch.from_numpy(tokens.astype("int64")))
@@ -86,26 +100,29 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     both (recovery after pruning, distillation)."""
     recipe = load_recipe(recipe_path, overrides)
     run_dir = run_dir_for(out, recipe.out, recipe_path, "run")
+    w = init_distributed(resolve_device(recipe.train.device))  # one process: nothing to join
+    check_world_size(recipe.train, w.world_size)
     if resume:
         require_resumable_run_dir(run_dir)
     else:
         require_fresh_run_dir(run_dir)
+    barrier()  # every rank has checked the run directory before rank 0 writes into it
     file = str(recipe_path) if recipe_path else None
     task, objective_cfg = get_task(recipe.task_name(file)), recipe.objective_config(file)
     if recipe.init:
         check_init_weights(recipe.init)  # before anything is written
     torch.manual_seed(recipe.seed)
-    (train_tokens, val_tokens, meta), data_dir = _prepare_data(recipe, run_dir, resume, progress,
-                                                               task.special_tokens(objective_cfg))
+    specials = task.special_tokens(objective_cfg)
+    # rank 0 encodes the corpus into the run directory; the other ranks then read its shards
+    (train_tokens, val_tokens, meta), data_dir = main_first(
+        lambda: _prepare_data(recipe, run_dir, resume, progress, specials),
+        lambda: _prepare_data(recipe, run_dir, True, False, specials))
     tokenizer = Tokenizer.load(data_dir / "tokenizer.json")
     model_cfg = recipe.model_config(vocab_size=tokenizer.vocab_size, file=file, fill=task.model_fields(tokenizer))
     saved = resolved_dict(recipe, model_cfg, objective_cfg, task.name)
     if resume:
         _check_resumable(run_dir, saved)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", dump_yaml(saved))
-    tokenizer.save(run_dir / "tokenizer.json")
-
+    main_first(lambda: _start_run_dir(run_dir, saved, tokenizer), lambda: None)
     torch.manual_seed(recipe.seed)  # init depends only on the seed, not on data preparation
     model = build_model(model_cfg)
     if recipe.init:
@@ -122,16 +139,26 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
     trainer = Trainer(model, objective, train_src, val_src, recipe.train, recipe.optim, run_dir, progress=progress)
     # A run killed before its first checkpoint resumes from step 0.
     result = trainer.fit(resume=resume and latest_checkpoint(run_dir / "checkpoints") is not None)
-
-    write_with(run_dir / "model.safetensors", lambda tmp: save_model(trainer.model, str(tmp)))
-    plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=f"{run_dir.name}")
+    model = trainer.export_model()  # all ranks; under FSDP the whole model reaches rank 0 only
     entropy = unigram_entropy(train_tokens)
+    if not w.is_main:  # rank 0 writes the run directory and samples
+        return PretrainResult(run_dir, result, [], entropy, task.name, recipe.init)
+    _write_summary(run_dir, model, trainer, result, {"objective": task.name, "unigram_entropy": entropy,
+                                                     "meta": meta, "init": recipe.init})
+    prompts = list(recipe.sample.prompts)  # none: no samples (e.g. a continued run's text has no fitting prompt)
+    samples = task.samples(model.eval(), tokenizer, prompts, recipe.sample.generation) if prompts else []
+    return PretrainResult(run_dir, result, samples, entropy, task.name, recipe.init)
+
+
+def _write_summary(run_dir: Path, model: nn.Module, trainer: Trainer, result: TrainResult,
+                   extra: dict[str, Any]) -> None:
+    """model.safetensors, the loss plot and summary.json (rank 0)."""
+    write_with(run_dir / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
+    plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=f"{run_dir.name}")
     summary = {"step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
                "best_val_loss": result.best_metric, "val_metrics": result.val_metrics,
-               "objective": task.name, "unigram_entropy": entropy,
+               "objective": extra["objective"], "unigram_entropy": extra["unigram_entropy"],
                "stopped_early": result.stopped_early, "device": str(trainer.device),
-               "precision": trainer.precision, "meta": meta, "init": recipe.init}
+               "precision": trainer.precision, "meta": extra["meta"], "init": extra["init"],
+               "processes": trainer.world.world_size, "parallel": trainer.parallel}
     write_text(run_dir / "summary.json", json.dumps(summary, indent=1))
-    prompts = list(recipe.sample.prompts)  # none: no samples (e.g. a continued run's text has no fitting prompt)
-    samples = task.samples(trainer.model.eval(), tokenizer, prompts, recipe.sample.generation) if prompts else []
-    return PretrainResult(run_dir, result, samples, entropy, task.name, recipe.init)

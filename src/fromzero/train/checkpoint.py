@@ -70,9 +70,8 @@ def remove_stale_temps(ckpt_dir: str | Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split the optimizer state dict into tensors (for safetensors) and JSON-able structure."""
-    sd = optimizer.state_dict()
+def _optimizer_tensors(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON-able structure."""
     tensors, scalars = {}, {}
     for idx, state in sd["state"].items():
         for name, value in state.items():
@@ -105,11 +104,27 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
     return rng
 
 
-def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+def restore_rng_states(tensors: dict[str, torch.Tensor], rank: int = 0) -> None:
+    """Set this process's RNG states from a checkpoint's: rank ``rank``'s own where the run that wrote it
+    had that rank (``rng.torch.rank<r>``, ``rng.cuda.rank<r>``), else the one process's (``rng.torch``)."""
+    own = tensors.get(f"rng.torch.rank{rank}")
+    torch.set_rng_state(tensors["rng.torch"] if own is None else own)
+    if own is None and rank > 0:  # a rank the saving run did not have: its own stream, derived from rank 0's
+        torch.manual_seed(int(torch.randint(2**62, (1,))) + rank)
+    if f"rng.cuda.rank{rank}" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors[f"rng.cuda.rank{rank}"])
+        return
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.") and "rank" not in k]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+
+
+def rank_rng_tensors(rank: int) -> dict[str, torch.Tensor]:
+    """This rank's RNG states under per-rank names (a multi-process checkpoint holds every rank's)."""
+    rng = {f"rng.torch.rank{rank}": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng[f"rng.cuda.rank{rank}"] = torch.cuda.get_rng_state()
+    return rng
 
 
 def _cpu_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -121,14 +136,18 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], keep_last: int = 0, *, weights: dict[str, torch.Tensor] | None = None,
-                    extras: dict[str, dict[str, torch.Tensor]] | None = None) -> Checkpoint:
+def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | dict[str, Any], state: dict[str, Any], keep_last: int = 0, *,
+                    weights: dict[str, torch.Tensor] | None = None,
+                    extras: dict[str, dict[str, torch.Tensor]] | None = None,
+                    rng: dict[str, torch.Tensor] | None = None) -> Checkpoint:
     """Write checkpoint ``step`` atomically; then prune to the ``keep_last`` newest (0 keeps all).
 
     ``weights`` replaces the whole model in ``model.safetensors`` (a fine-tune stores only its trainable
     tensors: the frozen ones are rebuilt from the base run); each ``extras[name]`` becomes
     ``name.safetensors`` in the same folder, so it is written (or not) atomically with the rest.
+    ``optimizer`` may be an optimizer or its state dict (a sharded one gathered by rank 0); ``rng``
+    replaces this process's RNG states (a multi-process run stores every rank's).
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +165,10 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
                 if name in ("model", "optimizer"):
                     raise ValueError(f"checkpoint extra {name!r} would overwrite {name}.safetensors")
                 save_file(_cpu_tensors(tensors), str(tmp / f"{name}.safetensors"))
-            opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-            save_file({**opt_tensors, **_rng_tensors()}, str(tmp / "optimizer.safetensors"))
+            opt_sd = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+            opt_tensors, opt_meta = _optimizer_tensors(opt_sd)
+            save_file({**opt_tensors, **(rng if rng is not None else _rng_tensors())},
+                      str(tmp / "optimizer.safetensors"))
             payload = {"format_version": 1, "step": step, "optimizer": opt_meta, **state}
             (tmp / "state.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
             for f in tmp.iterdir():
@@ -170,11 +191,11 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module, optimizer
 
 
 def load_checkpoint(ckpt: Checkpoint, model: nn.Module | None, optimizer: torch.optim.Optimizer | None = None,
-                    restore_rng: bool = True) -> dict[str, Any]:
+                    restore_rng: bool = True, rank: int = 0) -> dict[str, Any]:
     """Load weights (and optimizer + RNG state) from ``ckpt``; return its state.json payload.
 
     ``model`` None skips the weights (a caller that saved its own ``weights=`` loads them itself, e.g.
-    with :func:`load_checkpoint_tensors`).
+    with :func:`load_checkpoint_tensors`). ``rank``: whose RNG state to restore (see :func:`restore_rng`).
     """
     try:
         payload = json.loads((ckpt.path / "state.json").read_text(encoding="utf-8"))
@@ -186,7 +207,7 @@ def load_checkpoint(ckpt: Checkpoint, model: nn.Module | None, optimizer: torch.
             if optimizer is not None:
                 _restore_optimizer(optimizer, tensors, payload["optimizer"])
             if restore_rng:
-                _restore_rng(tensors)
+                restore_rng_states(tensors, rank)
     except (OSError, json.JSONDecodeError, SafetensorError, KeyError) as err:
         raise CheckpointError(f"{ckpt.path}: unreadable checkpoint ({err}); resume from an older one "
                               "by deleting this folder") from None

@@ -2,7 +2,8 @@
 
 ``metrics.jsonl`` holds one JSON object per line with a ``step`` key. On
 resume it is cut back to the checkpoint's step (atomically) so a resumed
-run's file equals an uninterrupted run's.
+run's file equals an uninterrupted run's. In a multi-process run only rank 0
+logs; the other ranks get a :class:`NullLogger`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ class MetricsLogger:
         self._fh.close()
         if self._tb is not None:
             self._tb.close()
+
+
+class NullLogger:
+    """What ranks other than 0 log to: nothing (one metrics.jsonl per run, written by rank 0)."""
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Drop ``record``."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 def plot_losses(metrics_path: str | Path, out_png: str | Path, title: str = "") -> Path | None:

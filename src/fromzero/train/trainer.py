@@ -1,4 +1,4 @@
-"""The training loop: any model + any objective + a deterministic batch source.
+"""The training loop: any model + any objective + a deterministic batch source, on one process or N.
 
 One optimizer step s (0-based):
     lr_s = schedule(s)
@@ -10,71 +10,61 @@ Batches are a pure function of (seed, step, micro), so resuming needs only
 the step number (O(1)), never a replay of the data loader. With the RNG
 state restored as well, a resumed run on CPU reproduces an uninterrupted
 run bit for bit.
+
+Launched as N processes (torchrun, ``--nproc N``), rank r takes rows [r*B/N, (r+1)*B/N) of the same
+global batches, the model is replicated (DDP) or sharded (FSDP2) (:mod:`fromzero.train.parallel`), the
+step's gradient and loss are those of the global batch (:mod:`fromzero.train.train_step`), and only
+rank 0 logs and writes files (:mod:`fromzero.train.dist_checkpoint` for checkpoints). Every rank
+evaluates the same validation batches, so every rank takes the same early-stopping decision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from fromzero.config import field, require
-from fromzero.errors import CheckpointError, DiskFullError, TrainingDivergedError, TrainingStopped
+from fromzero.data.loader import RankRows
+from fromzero.errors import TrainingDivergedError, TrainingStopped
 from fromzero.objectives import Objective
 from fromzero.progress import Progress, progress
-from fromzero.train.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    remove_stale_temps,
-    save_checkpoint,
-)
+from fromzero.train.checkpoint import latest_checkpoint, remove_stale_temps
+from fromzero.train.distributed import any_rank, broadcast_from_main, init_distributed, main_first, rank_device
 from fromzero.train.hooks import TrainerHooks
-from fromzero.train.loggers import MetricsLogger, plot_losses
+from fromzero.train.loggers import MetricsLogger, NullLogger
 from fromzero.train.optim import OptimConfig, build_optimizer, set_lr
+from fromzero.train.parallel import (
+    check_shardable,
+    check_world_size,
+    leaves_parameters_unused,
+    patch_blocks,
+    reshard,
+    resolve_parallel,
+    shard_fsdp,
+    unpatch_blocks,
+    wrap_ddp,
+)
 from fromzero.train.precision import autocast, resolve_device, resolve_precision
+from fromzero.train.run_checkpoints import RunCheckpoints
 from fromzero.train.stop_signals import StopSignals
+from fromzero.train.train_config import TrainConfig
+from fromzero.train.train_step import accumulate, ddp_grad_sync, fsdp_grad_sync, grad_norm, no_grad_sync
+
+__all__ = ["BatchSource", "TrainConfig", "TrainResult", "Trainer", "lower_is_better"]
 
 
 class BatchSource(Protocol):
     """Deterministic batches: the same (step, micro) always gives the same batch."""
 
     def batch(self, step: int, micro: int = 0) -> dict[str, torch.Tensor]: ...
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How long and how to train; how often to evaluate, log and checkpoint."""
-
-    max_steps: int = field(1000, help="optimizer steps")
-    batch_size: int = field(16, help="sequences per micro-batch")
-    seq_len: int | None = field(None, help="tokens per sequence (null = the model's block_size)")
-    grad_accum: int = field(1, help="micro-batches per optimizer step")
-    grad_clip: float = field(1.0, help="max global gradient norm (0 disables clipping)")
-    precision: Literal["auto", "fp32", "bf16"] = field("auto", help="bf16 autocast on supporting GPUs")
-    device: str = field("auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
-    threads: int | None = field(None, help="CPU threads for torch (null = torch's default)")
-    log_every: int = field(10, help="steps between train-loss log records")
-    eval_every: int = field(100, help="steps between validation evaluations (0 = only at the end)")
-    eval_batches: int = field(20, help="validation batches per evaluation")
-    ckpt_every: int = field(200, help="steps between checkpoints (0 = only at the end)")
-    keep_last: int = field(3, help="checkpoints to keep (0 = all)")
-    early_stop_patience: int = field(0, help="stop after this many evaluations without improvement (0 = off)")
-    early_stop_min_delta: float = field(0.0, help="improvement in val loss that resets patience")
-
-    def __post_init__(self) -> None:
-        for key in ("max_steps", "batch_size", "grad_accum", "log_every", "eval_batches"):
-            require(getattr(self, key) > 0, key, f"must be positive, got {getattr(self, key)}")
-        for key in ("eval_every", "ckpt_every", "keep_last", "early_stop_patience"):
-            require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
-        require(self.seq_len is None or self.seq_len > 0, "seq_len", "must be positive")
-        require(self.grad_clip >= 0, "grad_clip", "must be >= 0")
-        require(self.threads is None or self.threads > 0, "threads", "must be positive")
 
 
 @dataclass
@@ -99,6 +89,22 @@ def lower_is_better(metric: str) -> bool:
     return name in LOWER_IS_BETTER or name.endswith("_loss")
 
 
+@contextlib.contextmanager
+def _buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Restore every buffer (BatchNorm running statistics) after the block."""
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
+def _count_tokens(batch: dict[str, torch.Tensor]) -> int | None:
+    return int(batch["input_ids"].numel()) if "input_ids" in batch else None
+
+
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -111,18 +117,81 @@ class Trainer:
                  *, hooks: TrainerHooks | None = None, select_metric: str = "val_loss", progress: bool = True) -> None:
         """``select_metric`` (minimised if :func:`lower_is_better`, else maximised) drives early stopping and
         ``hooks.on_best``; ``hooks`` (:class:`~fromzero.train.hooks.TrainerHooks`) adds evaluation metrics
-        and decides what checkpoints hold."""
+        and decides what checkpoints hold. Under torchrun every rank builds the same Trainer."""
         self.cfg, self.optim_cfg, self.run_dir = cfg, optim, Path(run_dir)
-        self.device = resolve_device(cfg.device)
-        self.precision = resolve_precision(cfg.precision, self.device)
+        device = resolve_device(cfg.device)
+        self.world = w = init_distributed(device)
+        self.device = rank_device(device, w)
+        check_world_size(cfg, w.world_size)
+        self.parallel = resolve_parallel(cfg.parallel, w)
+        if self.parallel == "fsdp":
+            check_shardable(model)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.model = model.to(self.device)
-        self.objective, self.train_data, self.val_data = objective, train_data, val_data
-        self.optimizer = build_optimizer(self.model, optim)
+        self.objective, self.val_data = objective, val_data
+        self.train_data = RankRows(train_data, cfg.batch_size, w.rank, w.world_size) if w.distributed else train_data
+        # "auto" on the CPU is decided in fit() by timing the first training step (see _setup)
+        self.precision = resolve_precision(cfg.precision, self.device)
         self.progress, self.hooks, self.select_metric = progress, hooks or TrainerHooks(), select_metric
         self.ckpt_dir = self.run_dir / "checkpoints"
+        self.checkpoints = RunCheckpoints(self.ckpt_dir, cfg, self.hooks, w, self.parallel, self.model)
+        self.optimizer: torch.optim.Optimizer | None = None  # built in fit(), after sharding
+        self._forward, self._sync = (lambda batch: objective(self.model, batch)), no_grad_sync
+        self._first: tuple[int, dict[str, torch.Tensor]] | None = None  # (step, micro-batch 0), fetched once
         self.state: dict[str, Any] = {"best_metric": None, "bad_evals": 0, "tokens": 0, "best_step": None}
+
+    def _setup(self, start: int) -> None:
+        """Before the first step: the precision probe and DDP's unused-parameter check (on the plain model,
+        with the first batch this run trains on, which the step then reuses), sharding, the optimizer."""
+        if self.optimizer is not None:
+            return
+        w, objective = self.world, self.objective
+        first = _to_device(self.train_data.batch(start, 0), self.device)
+        self._first = (start, first)
+        with _buffers_kept(self.model):  # a probe step must not move BatchNorm statistics
+            if self.cfg.precision == "auto" and self.device.type == "cpu":
+                self.precision = broadcast_from_main(self._probe_precision(first) if w.is_main else None)
+            unused = self.parallel == "ddp" and any_rank(leaves_parameters_unused(self.model, objective, first))
+        if self.parallel == "fsdp":
+            shard_fsdp(self.model, self.device, w)  # before the optimizer: it must hold the sharded parameters
+            self._sync = fsdp_grad_sync(self.model)
+        self.optimizer = build_optimizer(self.model, self.optim_cfg)
+        if self.parallel == "ddp":
+            ddp = wrap_ddp(self.model, objective, self.device, find_unused=unused)
+            self._forward, self._sync = (lambda batch: ddp(batch)[1]), ddp_grad_sync(ddp)
+        if w.rank > 0:  # every rank built the same model; from here on, dropout draws differ per rank
+            torch.manual_seed(torch.initial_seed() + w.rank)
+
+    def _probe_precision(self, batch: dict[str, torch.Tensor]) -> str:
+        """``precision: auto`` on the CPU: the faster of fp32 and bf16 for one step of this model on this
+        batch (:func:`~fromzero.train.precision_probe.probe_precision`, ~2 s at most)."""
+        from fromzero.train.precision_probe import probe_precision
+
+        shapes = tuple((k, tuple(v.shape)) for k, v in sorted(batch.items()))
+        key = (type(self.model).__qualname__, sum(p.numel() for p in self.model.parameters()), shapes)
+
+        def step() -> None:
+            self.objective(self.model, batch).loss.backward()
+
+        def probe() -> str:
+            try:
+                return probe_precision(step, self.device, key=key, tokens_per_step=_count_tokens(batch)).fastest
+            finally:
+                self.model.zero_grad(set_to_none=True)
+
+        return resolve_precision(self.cfg.precision, self.device, probe=probe)
+
+    def _batch(self, step: int, micro: int) -> dict[str, torch.Tensor]:
+        if self._first is not None and self._first[0] == step and micro == 0:
+            batch, self._first = self._first[1], None
+            return batch
+        return _to_device(self.train_data.batch(step, micro), self.device)
+
+    def export_model(self) -> nn.Module | None:
+        """The trained model as one plain module (all ranks call it together); under FSDP rank 0 gets the
+        weights gathered into a copy of the model and the other ranks None."""
+        return self.checkpoints.whole_model(self.model)
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -145,35 +214,26 @@ class Trainer:
         if "val_loss" in means:
             means["val_ppl"] = math.exp(min(means["val_loss"], 50.0))
         means.update({f"val_{k}": float(v) for k, v in self.hooks.extra_metrics(self.model).items()})
+        if self.parallel == "fsdp":
+            reshard(self.model)
         self.model.train(was_training)
         return means
 
     # -- one optimizer step ---------------------------------------------------------------------
     def _train_step(self, step: int) -> tuple[float, float, int, float]:
         lr = set_lr(self.optimizer, step, self.optim_cfg, self.cfg.max_steps)
-        loss_sum, tokens = torch.zeros((), device=self.device), 0
-        for micro in range(self.cfg.grad_accum):
-            batch = _to_device(self.train_data.batch(step, micro), self.device)
-            with autocast(self.precision, self.device):
-                out = self.objective(self.model, batch)
-            (out.loss / self.cfg.grad_accum).backward()
-            loss_sum += out.loss.detach().float()
-            tokens += int(batch["input_ids"].numel()) if "input_ids" in batch else out.weight
-        loss = float(loss_sum) / self.cfg.grad_accum
+        loss, tokens = accumulate(self._forward, lambda micro: self._batch(step, micro), self.cfg.grad_accum,
+                                  self.precision, self.device, world_size=self.world.world_size, sync=self._sync)
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"loss became {loss} at step {step + 1}; stopped without saving. "
                                         f"{self._last_good()}")
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        if self.cfg.grad_clip > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
-        else:
-            grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
-        if not math.isfinite(grad_norm):
-            raise TrainingDivergedError(f"gradient norm became {grad_norm} at step {step + 1}; stopped without "
+        norm = grad_norm(self.model, self.cfg.grad_clip)
+        if not math.isfinite(norm):
+            raise TrainingDivergedError(f"gradient norm became {norm} at step {step + 1}; stopped without "
                                         f"applying it. {self._last_good()}")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss, lr, tokens, grad_norm
+        return loss, lr, tokens, norm
 
     def _last_good(self) -> str:
         ckpt = latest_checkpoint(self.ckpt_dir)
@@ -184,31 +244,16 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def _resume(self) -> int:
-        ckpt = latest_checkpoint(self.ckpt_dir)
-        if ckpt is None:
-            raise CheckpointError(f"no checkpoint in {self.ckpt_dir}; run without --resume to start fresh")
-        payload = load_checkpoint(ckpt, None if self.hooks.owns_weights else self.model, self.optimizer)
+        ckpt, payload = self.checkpoints.load_latest(self.model, self.optimizer)
         trainer_state = dict(payload["trainer"])
         if "best_val_loss" in trainer_state:  # checkpoints written before the key was renamed
             trainer_state["best_metric"] = trainer_state.pop("best_val_loss")
         self.state.update(trainer_state)
-        self.hooks.restore(ckpt, payload)
         return ckpt.step
 
     def _checkpoint(self, step: int) -> None:
         state = {"trainer": dict(self.state), "data": {"next_step": step}}
-        hooks = self.hooks
-        try:
-            save_checkpoint(self.ckpt_dir, step, self.model, self.optimizer, state, keep_last=self.cfg.keep_last,
-                            weights=hooks.checkpoint_weights() if hooks.owns_weights else None,
-                            extras=hooks.checkpoint_extras())
-            plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "plots" / "loss.png")
-        except DiskFullError:
-            last = latest_checkpoint(self.ckpt_dir)
-            intact = (f"the last complete checkpoint (step {last.step}) is intact: free some space, then --resume"
-                      if last else "no earlier checkpoint exists: free some space and start again")
-            raise DiskFullError(f"{self.ckpt_dir}: the disk is full; checkpoint step {step} was not written "
-                                f"(nothing half-written is left); {intact}") from None
+        self.checkpoints.save(step, self.model, self.optimizer, state, self.run_dir / "metrics.jsonl")
 
     def _improved(self, value: float, step: int) -> bool:
         best, delta = self.state["best_metric"], self.cfg.early_stop_min_delta
@@ -223,28 +268,41 @@ class Trainer:
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to ``max_steps`` (or early stop); with ``resume``, continue the latest checkpoint.
 
-        SIGTERM or SIGUSR1 stops at the next step boundary with a checkpoint (:class:`TrainingStopped`)."""
-        cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.ckpt_dir)
+        SIGTERM or SIGUSR1 stops at the next step boundary with a checkpoint (:class:`TrainingStopped`);
+        with several processes, a signal to any rank stops every rank at the same step."""
+        cfg, main = self.cfg, self.world.is_main
+
+        def prepare() -> None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.ckpt_dir)
+
+        main_first(prepare, lambda: None)
+        latest = latest_checkpoint(self.ckpt_dir) if resume else None
+        self._setup(latest.step if latest is not None else 0)
         start = self._resume() if resume else 0
         loop = _LoopState(done=start)
-        logger = MetricsLogger(self.run_dir, resume_step=start if resume else None)
+        logger = MetricsLogger(self.run_dir, resume_step=start if resume else None) if main else NullLogger()
         self.model.train()
-        bar = progress(total=cfg.max_steps, initial=start, desc="train", unit="step", enabled=self.progress)
+        bar = progress(total=cfg.max_steps, initial=start, desc="train", unit="step", enabled=self.progress and main)
+        patched = patch_blocks(self.model, recompute=cfg.activation_checkpointing, compile=cfg.compile)
         try:
             with StopSignals() as signals:
                 for step in range(start, cfg.max_steps):
                     self._run_step(step, loop, logger, bar)
+                    stop = any_rank(signals.received is not None) if self.world.distributed \
+                        else signals.received is not None
                     due = (cfg.ckpt_every and loop.done % cfg.ckpt_every == 0) or loop.done == cfg.max_steps
-                    if due or loop.stopped_early or signals.received is not None:
+                    if due or loop.stopped_early or stop:
                         self._checkpoint(loop.done)
-                    if signals.received is not None:
-                        raise TrainingStopped(f"stopped by {signals.name} at step {loop.done}; checkpoint written to "
-                                              f"{self.ckpt_dir}; resume with --resume", 128 + signals.received)
+                    if stop:
+                        name, code = (signals.name, 128 + signals.received) if signals.received else ("a stop "
+                                                                                                       "signal", 143)
+                        raise TrainingStopped(f"stopped by {name} at step {loop.done}; checkpoint written to "
+                                              f"{self.ckpt_dir}; resume with --resume", code)
                     if loop.stopped_early:
                         break
         finally:
+            unpatch_blocks(patched)
             bar.close()
             logger.close()
         return TrainResult(step=loop.done, train_loss=loop.loss, val_loss=loop.val_loss,

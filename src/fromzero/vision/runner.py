@@ -35,6 +35,7 @@ from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, family_of
 from fromzero.runs import VISION_INFO, require_fresh_run_dir, require_resumable_run_dir, run_dir_for
 from fromzero.train.checkpoint import latest_checkpoint
+from fromzero.train.distributed import world
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
 from fromzero.vision.evaluate import evaluate_image_run
@@ -80,9 +81,13 @@ def _stats(recipe: VisionRecipe, train: ImageSet) -> tuple[list[float], list[flo
 
 def train_vision(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
                  out: str | Path | None = None, resume: bool = False, progress: bool = True) -> VisionResult:
-    """Run a vision recipe into a run directory and score it on the test split."""
+    """Run a vision recipe into a run directory and score it on the test split (one process)."""
     recipe = load_vision_recipe(recipe_path, overrides)
     file = str(recipe_path or "<overrides>")
+    if world().distributed:  # BatchNorm statistics and best-state hooks are per process
+        raise ConfigError(f"{file}: `fromzero train` runs image recipes on one process, but this one was started "
+                          f"as rank {world().rank} of {world().world_size}; run it without torchrun "
+                          "(multi-process training covers pretrain and finetune)")
     run_dir = run_dir_for(out, recipe.out, recipe_path, "vision")
     saved = recipe_dict(recipe)
     if resume:
