@@ -36,6 +36,8 @@ def test_info_prints_the_plan_and_the_largest_batch(capsys: pytest.CaptureFixtur
     assert re.search(rf"largest batch in 512MiB per process: batch {plain:,}; with activation checkpointing: "
                      rf"batch {ckpt:,}", out), out
     assert 0 < plain < ckpt
+    # the precision probe's verdict for these shapes on this CPU, with the flags it decided on
+    assert re.search(r"precision for these shapes on this machine: fastest: (fp32|bf16) \(.*avx512_bf16 (yes|no)", out)
 
 
 def test_info_plans_fsdp_over_ranks(capsys: pytest.CaptureFixture) -> None:

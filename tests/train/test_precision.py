@@ -144,3 +144,18 @@ def test_cpu_summary_names_the_bf16_flags():
     summary = cpu_summary()
     assert "avx512_bf16" in summary or "flags unknown" in summary
     assert "torch " in summary
+
+
+def test_probe_of_model_shapes_times_one_block_of_a_meta_model() -> None:
+    from fromzero.models import create_model
+    from fromzero.train.precision_probe import probe_model_shapes
+
+    with torch.device("meta"):
+        gpt = create_model("gpt-char-tiny")
+        cnn = create_model("cnn-small")
+    probe = probe_model_shapes(gpt, tokens=4 * 64, seconds=0.5)
+    assert probe is not None and probe.fastest in ("fp32", "bf16")
+    assert probe.seconds_per_step["fp32"] is not None and probe.seconds_per_step["fp32"] > 0
+    assert probe.tokens_per_step == 256
+    assert next(gpt.parameters()).is_meta  # the model itself is never materialised
+    assert probe_model_shapes(cnn, tokens=64) is None  # no Transformer block to time

@@ -335,6 +335,7 @@ def _plan_settings(t: TrainingTarget, args: argparse.Namespace) -> Any:
 
     from fromzero.train.memory_plan import PlanSettings, optimizer_kernel
     from fromzero.train.precision import resolve_device, resolve_precision
+    from fromzero.train.precision_probe import probe_model_shapes
 
     nproc, train = args.nproc or 1, t.train
     parallel = args.parallel or _get(train, "parallel", "none")
@@ -347,10 +348,12 @@ def _plan_settings(t: TrainingTarget, args: argparse.Namespace) -> Any:
         device = resolve_device(_get(train, "device", "auto"))
     except ConfigError:  # planning for a GPU from a machine without one
         device = torch.device("cuda")
-    precision = args.precision or (resolve_precision(_get(train, "precision", "auto"), device)
+    probe = probe_model_shapes(t.model, batch // nproc * t.workload.tokens) if device.type == "cpu" else None  # ~2 s
+    precision = args.precision or (resolve_precision(_get(train, "precision", "auto"), device,
+                                                     probe=(lambda: probe.fastest) if probe else None)
                                    if device.type != "cuda" or torch.cuda.is_available() else "bf16")
     name = _get(t.optim, "name", "adamw")
-    return PlanSettings(batch_size=batch, precision=precision, nproc=nproc, parallel=parallel,
+    return probe, PlanSettings(batch_size=batch, precision=precision, nproc=nproc, parallel=parallel,
                         activation_checkpointing=bool(args.activation_checkpointing
                                                       or _get(train, "activation_checkpointing", False)),
                         optimizer=name, optimizer_kernel=optimizer_kernel(name, device))
@@ -380,8 +383,10 @@ def _memory_report(target: Path, args: argparse.Namespace) -> list[str]:
     from fromzero.train.memory_plan import BATCH_LIMIT, largest_batch, plan_memory
 
     t = training_target(target, args.overrides)
-    spec, settings = describe_model(t.model), _plan_settings(t, args)
+    spec, (probe, settings) = describe_model(t.model), _plan_settings(t, args)
     plan = plan_memory(spec, t.workload, settings)
+    if probe is not None:
+        t.notes.append(f"precision for these shapes on this machine: {probe.summary()}")
     with_ckpt = replace(settings, activation_checkpointing=True)
     ckpt = None if settings.activation_checkpointing else plan_memory(spec, t.workload, with_ckpt)
     lines = t.notes + _plan_lines(plan, ckpt, human)

@@ -22,6 +22,7 @@ restored afterwards, so the probe does not shift the run's dropout or sampling.
 from __future__ import annotations
 
 import contextlib
+import copy
 import platform
 import signal
 import threading
@@ -225,3 +226,34 @@ def _gpu_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return device.type
+
+
+def probe_model_shapes(model: torch.nn.Module, tokens: int, *, seconds: float = 2.0,
+                       max_tokens: int = 2048) -> PrecisionProbe | None:
+    """Probe the precision of ``model``'s shapes without training (or even allocating) the whole model.
+
+    ``model`` may live on the meta device (``fromzero info`` builds it there): the first Transformer
+    block without cross-attention is copied, given real random weights on the CPU and timed forward +
+    backward on ``min(tokens, max_tokens)`` tokens of the model's width, the matmul shapes that
+    dominate a training step. Returns None for a model without Transformer blocks.
+    """
+    from fromzero.nn import Block
+
+    block = next((m for m in model.modules() if isinstance(m, Block) and m.cross_attn is None), None)
+    if block is None:
+        return None
+    block = copy.deepcopy(block).to_empty(device="cpu")
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0.0, 0.02)
+    width = next(m for m in block.modules() if isinstance(m, torch.nn.Linear)).in_features
+    n = max(1, min(tokens, max_tokens))
+    seq = min(n, 256)
+    x = torch.randn(max(1, n // seq), seq, width)
+
+    def step() -> None:
+        block(x).float().square().mean().backward()
+        block.zero_grad(set_to_none=True)
+
+    key = ("block", tuple((k, tuple(v.shape)) for k, v in block.state_dict().items()), tuple(x.shape))
+    return probe_precision(step, "cpu", seconds=seconds, key=key, tokens_per_step=x.shape[0] * seq)
