@@ -10,9 +10,10 @@ the previous one answered (a closed loop, so C is the number in flight).
 Reported: wall time, requests/s, completion tokens/s, latency p50/p95/p99/max
 (time to the full reply; with ``--stream`` also time to the first token),
 and errors (any non-200 reply or transport failure, by status). The peer in
-the same run: the run's engine called directly in this process, sequentially,
-with the same requests (no HTTP, no queue); the ratio server/direct shows
-what serving costs or gains in tokens/s.
+the same run: the run's engine called directly in this process with the same
+requests, batched ``--concurrency`` at a time by its own continuous batch (no
+HTTP, no queue, no threads); the ratio server/direct shows what serving costs
+in tokens/s. The started server gets ``--max-batch`` = ``--concurrency``.
 
 Run:
   .venv/bin/python benchmarks/serve_load.py runs/quickstart --requests 500 --concurrency 16
@@ -120,24 +121,35 @@ async def run_load(args: argparse.Namespace, url: str, model: str) -> tuple[Resu
 
 
 def direct_engine_rate(args: argparse.Namespace) -> float:
-    """The peer: completion tokens/s of the same requests run sequentially on the engine, in this process."""
+    """The peer: completion tokens/s of the same requests on the bare engine in this process, batched.
+
+    The requests (same prompt, max_tokens, temperature and seeds as the load) go through the engine's own
+    continuous batch (``Engine.text_batch``) with ``--concurrency`` slots, as fast as it can take them: no
+    HTTP, no queue, no threads. server/direct near 1 means serving costs little on top of the engine.
+    """
+    import torch
+
     from fromzero.generation import SamplingConfig
     from fromzero.serve import Engine
 
     if args.threads is not None:  # the same torch threads as the server, so the ratio compares like with like
-        import torch
-
         torch.set_num_threads(args.threads)
-    engine = Engine.from_run_dir(args.run_dir)
+    engine = Engine.from_run_dir(args.run_dir, max_batch=args.concurrency)
     ids = engine.prepare_prompt(engine.encode(args.prompt))
-    tokens, start = 0, time.perf_counter()
-    for i in range(args.baseline_requests):
-        stream = engine.stream(ids, SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature,
-                                                   seed=i))
-        for _ in stream:
-            pass
-        tokens += stream.generation.completion_tokens
-    return tokens / (time.perf_counter() - start)
+    count = args.baseline_requests if args.baseline_requests is not None else args.requests
+    batch = engine.text_batch()
+    with torch.inference_mode():
+        for i in range(-1, -1 - args.warmup, -1):  # not measured, as the load's warm-up requests
+            batch.add(ids, SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature, seed=i))
+        while len(batch):
+            batch.step()
+        seqs = [batch.add(ids, SamplingConfig(max_new_tokens=args.max_tokens, temperature=args.temperature, seed=i))
+                for i in range(count)]
+        start = time.perf_counter()
+        while len(batch):
+            batch.step()
+        elapsed = time.perf_counter() - start
+    return sum(seq.generation.completion_tokens for seq in seqs) / elapsed
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
@@ -146,7 +158,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
         port = probe.getsockname()[1]
     queue = max(64, args.concurrency * 2)
     cmd = [sys.executable, "-m", "fromzero", "serve", args.run_dir, "--port", str(port), "--max-queue", str(queue),
-           "--max-tokens", str(max(512, args.max_tokens))]
+           "--max-tokens", str(max(512, args.max_tokens)), "--max-batch", str(args.concurrency)]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
     env = {**os.environ, "FROMZERO_API_KEY": args.api_key or ""}
@@ -195,8 +207,9 @@ def report(args: argparse.Namespace, results: Results, wall: float, model: str, 
     if direct is not None:
         summary["direct_tokens_per_s"] = round(direct, 1)
         summary["server_over_direct"] = round(summary["tokens_per_s"] / direct, 3)
-        print(f"  direct engine  {direct:.1f} tokens/s ({args.baseline_requests} sequential generations in-process, "
-              f"no HTTP) -> server/direct {summary['server_over_direct']:.2f}x")
+        count = args.baseline_requests if args.baseline_requests is not None else args.requests
+        print(f"  direct engine  {direct:.1f} tokens/s ({count} generations in-process, batched {args.concurrency} "
+              f"at a time, no HTTP) -> server/direct {summary['server_over_direct']:.2f}x")
     return summary
 
 
@@ -215,7 +228,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="per-request timeout in seconds")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the started server and of the direct-engine peer (default: torch's)")
-    parser.add_argument("--baseline-requests", type=int, default=20, help="direct-engine peer (0: skip)")
+    parser.add_argument("--baseline-requests", type=int, default=None,
+                        help="requests of the direct-engine peer (default: --requests; 0: skip)")
     parser.add_argument("--json", help="also write the summary to this file")
     args = parser.parse_args(argv)
     if (args.run_dir is None) == (args.url is None):
@@ -227,7 +241,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    direct = direct_engine_rate(args) if args.run_dir and args.baseline_requests > 0 else None
+    direct = direct_engine_rate(args) if args.run_dir and args.baseline_requests != 0 else None
     server, url = start_server(args) if args.run_dir else (None, args.url.rstrip("/"))
     try:
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}

@@ -7,7 +7,8 @@ import torch
 
 from fromzero.config import InvalidValue, from_dict
 from fromzero.errors import ConfigError
-from fromzero.generation import SamplingConfig, filter_logits, next_token
+from fromzero.generation import SamplingConfig, filter_logits, next_token, sample_rows
+from fromzero.generation.sampling import draw
 
 
 def naive_keep(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> list[set[int]]:
@@ -110,3 +111,23 @@ def test_seeds_reproduce_and_differ() -> None:
     b = next_token(logits, cfg, torch.Generator().manual_seed(7))
     c = next_token(logits, cfg, torch.Generator().manual_seed(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_draw_is_multinomial_and_rows_with_their_own_generators_are_independent() -> None:
+    """draw() gives torch.multinomial's token for the same seed (so seeds keep their tokens), one shared
+    generator or one per row; a row of sample_rows depends only on its own logits, config and generator."""
+    probs = torch.softmax(3 * torch.randn(4, 50, generator=torch.Generator().manual_seed(5)), -1)
+    probs[:, 7:19] = 0.0  # filtered tokens
+    for seed in range(40):
+        expected = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(seed)).squeeze(-1)
+        assert torch.equal(draw(probs, [torch.Generator().manual_seed(seed)]), expected)
+        per_row = draw(probs, [torch.Generator().manual_seed(seed + r) for r in range(4)])
+        alone = [int(torch.multinomial(probs[r:r + 1], 1, generator=torch.Generator().manual_seed(seed + r)))
+                 for r in range(4)]
+        assert per_row.tolist() == alone and not set(per_row.tolist()) & set(range(7, 19))
+    logits = torch.randn(3, 40, generator=torch.Generator().manual_seed(6))
+    cfgs = [SamplingConfig(top_k=5, seed=1), SamplingConfig(greedy=True), SamplingConfig(top_p=0.8, seed=2)]
+    batch = sample_rows(logits, cfgs, [torch.Generator().manual_seed(1), None, torch.Generator().manual_seed(2)])
+    for r, cfg in enumerate(cfgs):
+        gen = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
+        assert int(batch[r]) == int(next_token(logits[r:r + 1], cfg, gen))

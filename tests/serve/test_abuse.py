@@ -92,10 +92,10 @@ def test_a_bug_answers_500_and_the_connection_stays_usable(gpt_server, model_id:
 
 def test_an_inference_failure_is_reported_in_and_out_of_streams(gpt_server, gpt_client: openai.OpenAI, model_id: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(ids, cfg):
+    def broken(logits, cfgs, generators):
         raise RuntimeError("simulated model failure")
 
-    monkeypatch.setattr(gpt_server.app.state.engine, "stream", broken)  # runs on the worker thread
+    monkeypatch.setattr("fromzero.generation.batch_decoder.sample_rows", broken)  # runs in the worker's decode loop
     with pytest.raises(openai.InternalServerError, match="simulated model failure"):
         gpt_client.completions.create(model=model_id, prompt="x", max_tokens=2)
     with pytest.raises(openai.APIError, match="simulated model failure"):

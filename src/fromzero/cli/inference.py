@@ -45,6 +45,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--port", type=port_number, default=8000, help="0 picks a free port")
     p.add_argument("--api-key", default=None, help="require this bearer key on /v1 (default: $FROMZERO_API_KEY)")
     p.add_argument("--max-queue", type=positive_int, default=64, help="requests waiting for the model; more get 429")
+    p.add_argument("--max-batch", type=positive_int, default=16,
+                   help="generations decoded together (continuous batching); more wait for a free slot")
     p.add_argument("--max-tokens", type=positive_int, default=512, help="cap on a request's max_tokens")
     p.add_argument("--max-prompt-tokens", type=positive_int, default=2048, help="longest prompt accepted, in tokens")
     p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20, help="largest request body accepted")
@@ -136,5 +138,5 @@ def _serve(args: argparse.Namespace) -> int:
     limits = ServeLimits(max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens,
                          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
     serve(args.run_dir, host=args.host, port=args.port, limits=limits, api_key=resolve_api_key(args.api_key),
-          model_id=args.model_name, chat_template=args.chat_template)
+          model_id=args.model_name, chat_template=args.chat_template, max_batch=args.max_batch)
     return 0

@@ -5,17 +5,20 @@ gives the first new token; every later token costs one forward over itself
 (O(t) attention instead of recomputing all t positions). Without the cache,
 each step recomputes the whole sequence: slower, but the plain reference.
 
-A batch of prompts of different lengths is left-padded, so every row's next
-token sits in the last column. The padding mask hides pad keys and
-``positions = cumsum(mask) - 1`` starts each row's real tokens at position 0,
-so a row decodes exactly as it would alone.
+A batch of prompts is decoded by :class:`~fromzero.generation.batch_decoder.BatchDecoder`:
+each prompt is one row of a slot-based KV cache with its own length and
+positions (0 at its first token), prompts of different lengths are
+right-padded in one prefill forward, and a row that produced eos leaves the
+batch. So a row decodes exactly as it would alone (up to float rounding of
+batched matmuls), and with a seed each row draws from its own generator
+seeded with it: a row samples the same tokens alone or in a batch.
 
 Context policy: a prompt longer than ``block_size - 1`` tokens keeps its last
-``block_size - 1`` tokens (truncated from the left). When the (padded)
-sequence fills the context, the window slides: the model continues from the
-last ``block_size // 2`` tokens (re-encoded from position 0, the cache rebuilt
-by one prefill), so ``max_new_tokens`` may exceed the context. The cached and
-uncached paths slide at the same steps, so they still agree token for token.
+``block_size - 1`` tokens (truncated from the left). When a row's window
+fills the context, it slides: the row continues from its last
+``block_size // 2`` tokens (re-encoded from position 0 by one prefill), so
+``max_new_tokens`` may exceed the context. The cached and uncached paths
+slide at the same steps, so they still agree token for token.
 Prompts must not be empty; to generate from nothing, feed a bos/eos token.
 """
 
@@ -28,7 +31,9 @@ from typing import Literal, Protocol, overload
 import torch
 from torch import nn
 
-from fromzero.generation.sampling import SamplingConfig, next_token
+from fromzero.generation.batch_decoder import BatchDecoder
+from fromzero.generation.decode_options import DecodeOptions, decode_step_fn
+from fromzero.generation.sampling import SamplingConfig
 
 FinishReason = Literal["stop", "length", "eos"]
 
@@ -56,8 +61,8 @@ def fit_prompt(prompt: Sequence[int], block_size: int, index: int = 0) -> list[i
 
 
 def generate_tokens(model: nn.Module, prompts: list[list[int]], cfg: SamplingConfig, *,
-                    use_cache: bool = True, eos_id: int | None = None,
-                    pad_id: int = 0) -> Iterator[list[int | None]]:
+                    use_cache: bool = True, eos_id: int | None = None, pad_id: int = 0,
+                    options: DecodeOptions | None = None) -> Iterator[list[int | None]]:
     """Generate from a batch of token-id prompts, yielding one step at a time.
 
     Each step yields a list with the new token of every row, or None for a row
@@ -65,44 +70,15 @@ def generate_tokens(model: nn.Module, prompts: list[list[int]], cfg: SamplingCon
     Stops after ``cfg.max_new_tokens`` steps or when every row has finished
     (a full context slides, see the module docstring). The model runs
     in eval mode and inference mode; its previous mode is restored at the end.
-    Raises ValueError (at call time) for an empty prompt list or an empty prompt.
+    ``options`` picks speed options of the cached path (:class:`DecodeOptions`; the
+    uncached path ignores them). Raises ValueError (at call time) for an empty
+    prompt list or an empty prompt.
     """
     if not prompts:
         raise ValueError("generate_tokens needs at least one prompt, got an empty list")
     block = model.config.block_size
     rows = [fit_prompt(p, block, i) for i, p in enumerate(prompts)]
-    return _decode(model, rows, cfg, use_cache, eos_id, pad_id)
-
-
-class _Batch:
-    """Token buffer, padding mask and positions for one decoding run (built once, sliced per step)."""
-
-    def __init__(self, rows: list[list[int]], steps: int, pad_id: int, device: torch.device) -> None:
-        self.prompt_len = t0 = max(len(r) for r in rows)
-        total = t0 + steps
-        self.ids = torch.full((len(rows), total), pad_id, dtype=torch.long, device=device)
-        self.ids[:, :t0] = torch.tensor([[pad_id] * (t0 - len(r)) + r for r in rows], device=device)
-        self.mask: torch.Tensor | None = None
-        if any(len(r) < t0 for r in rows):
-            self.mask = torch.ones(len(rows), total, dtype=torch.bool, device=device)
-            self.mask[:, :t0] = torch.tensor([[False] * (t0 - len(r)) + [True] * len(r) for r in rows],
-                                             device=device)
-        self.slide_to(0)
-
-    def slide_to(self, window_start: int) -> None:
-        """Start the context window at ``window_start``: positions count from 0 there."""
-        self.window_start = w0 = window_start
-        if self.mask is not None:  # (B, total - w0): each row's first real token in the window is 0
-            self.positions = (self.mask[:, w0:].long().cumsum(-1) - 1).clamp_(min=0)
-        else:  # no padding: 1-D positions, no mask (the model's fast path)
-            self.positions = torch.arange(self.ids.shape[1] - w0, device=self.ids.device)
-
-    def inputs(self, start: int, end: int) -> dict[str, torch.Tensor | None]:
-        """Model inputs for positions [start, end) of the current window; the mask covers window..end."""
-        w0 = self.window_start
-        pos = self.positions[..., start - w0:end - w0]
-        mask = self.mask[:, w0:end] if self.mask is not None else None
-        return {"input_ids": self.ids[:, start:end], "attention_mask": mask, "positions": pos}
+    return _decode(model, rows, cfg, use_cache, eos_id, pad_id, options)
 
 
 class EosTracker:
@@ -137,39 +113,28 @@ class EosTracker:
 
 
 def _decode(model: nn.Module, rows: list[list[int]], cfg: SamplingConfig, use_cache: bool,
-            eos_id: int | None, pad_id: int) -> Iterator[list[int | None]]:
+            eos_id: int | None, pad_id: int, options: DecodeOptions | None) -> Iterator[list[int | None]]:
     device = next(model.parameters()).device
-    block = model.config.block_size
-    steps = cfg.max_new_tokens
-    generator = None
-    if cfg.seed is not None:
-        generator = torch.Generator(device=device).manual_seed(cfg.seed)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():  # buffers are inference tensors: no autograd version tracking
-            batch = _Batch(rows, max(steps, 0), pad_id, device)
-            cache = model.new_cache(len(rows), block) if use_cache else None
-        eos = EosTracker(len(rows), eos_id, pad_id, device)
-        t0 = batch.prompt_len
-        for t in range(steps):
+            step_fn = decode_step_fn(model, options) if use_cache else None
+            decoder = BatchDecoder(model, len(rows), use_cache=use_cache, pad_id=pad_id, step_fn=step_fn)
+            for i, prompt in enumerate(rows):  # each row its own generator: it samples as it would alone
+                generator = None if cfg.seed is None else torch.Generator(device=device).manual_seed(cfg.seed)
+                decoder.add(prompt, cfg, generator, tag=i)
+        for _ in range(cfg.max_new_tokens):
             # Inference mode is entered per step, not around the yield, so the caller's code between
             # steps runs in whatever grad mode it chose.
+            step: list[int | None] = [None] * len(rows)
             with torch.inference_mode():
-                end = t0 + t
-                if end - batch.window_start >= block:  # context full: slide, keep the last half
-                    batch.slide_to(end - block // 2)
-                    cache = model.new_cache(len(rows), block) if use_cache else None
-                    start = batch.window_start
-                elif cache is not None and t > 0:
-                    start = end - 1  # the cache holds everything before the newest token
-                else:
-                    start = batch.window_start
-                logits = model(**batch.inputs(start, end), cache=cache)[:, -1]
-                token = eos.mask(next_token(logits, cfg, generator))
-                batch.ids[:, t0 + t] = token
-            yield eos.update(token.tolist())  # the one host sync per step
-            if eos.all_done:
+                for row, token in decoder.step():
+                    step[row.tag] = token
+                    if token == eos_id:  # a finished row leaves the batch; the others are unaffected
+                        decoder.remove(row)
+            yield step
+            if not len(decoder):
                 return
     finally:
         model.train(was_training)

@@ -49,22 +49,25 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     """Scale logits (B, V) by 1/temperature, then mask all but the top-k and the top-p nucleus with -inf.
 
     Returns a new tensor (the input is not modified). ``temperature`` must be
-    > 0 here; greedy decoding is handled by :func:`next_token`.
+    > 0 here; greedy decoding is handled by :func:`next_token`. With top-k the
+    nucleus is found among the k survivors (``topk`` returns them sorted), so
+    only a top-p without top-k sorts the whole vocabulary.
     """
     if temperature <= 0:
         raise ValueError(f"filter_logits needs temperature > 0, got {temperature}; use argmax for greedy")
     logits = logits / temperature if temperature != 1.0 else logits.clone()
     vocab = logits.shape[-1]
+    ranked = None  # (values, token ids) of the candidates, largest first
     if top_k is not None and top_k < vocab:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (B, 1): the k-th largest value
-        logits.masked_fill_(logits < kth, float("-inf"))
+        ranked = torch.topk(logits, top_k, dim=-1)
+        logits.masked_fill_(logits < ranked.values[..., -1:], float("-inf"))  # below the k-th largest
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        sorted_logits, order = ranked if ranked is not None else torch.sort(logits, dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
         # Drop a token when the tokens ranked above it already reach top_p; the first is always kept.
         drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
         drop_sorted[..., 0] = False
-        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        drop = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, order, drop_sorted)
         logits.masked_fill_(drop, float("-inf"))
     return logits
 
@@ -74,9 +77,58 @@ def next_token(logits: torch.Tensor, cfg: SamplingConfig,
     """Pick one token id per row from logits (B, V) -> (B,) int64.
 
     Greedy (``cfg.greedy`` or temperature 0) is argmax; otherwise a draw from
-    the filtered distribution using ``generator`` (None: torch's global RNG).
+    the filtered distribution using ``generator`` (None: torch's global RNG)
+    for every row.
     """
     if cfg.is_greedy:
         return logits.argmax(dim=-1)
     probs = filter_logits(logits.float(), cfg.temperature, cfg.top_k, cfg.top_p).softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return draw(probs, [generator])
+
+
+def draw(probs: torch.Tensor, generators: list[torch.Generator | None]) -> torch.Tensor:
+    """One index per row of probs (B, V) (weights >= 0), drawn in proportion to them -> (B,) int64.
+
+    The exponential race: with E_i ~ Exp(1) independent, argmax_i p_i / E_i is i with probability
+    p_i / sum(p). It is what ``torch.multinomial(probs, 1)`` computes (its one-sample path, so a seed
+    gives the same tokens as before), without multinomial's pass validating the input, which cost more
+    than the draw. One generator draws every row's E; a list of one per row gives each row its own.
+    """
+    if len(generators) == 1:
+        race = torch.empty_like(probs).exponential_(1, generator=generators[0])
+    else:
+        race = torch.cat([torch.empty_like(probs[:1]).exponential_(1, generator=g) for g in generators])
+    return (probs / race).argmax(dim=-1)
+
+
+def sample_rows(logits: torch.Tensor, cfgs: list[SamplingConfig],
+                generators: list[torch.Generator | None]) -> torch.Tensor:
+    """One token per row of logits (n, V), row r drawn as ``cfgs[r]`` says with its own ``generators[r]``.
+
+    A row's token depends only on its logits, its config and its generator, never on the other rows, so a
+    seeded sequence samples the same tokens whatever shares its batch: its own generator drawing for its
+    row alone is what :func:`next_token` does for that row alone. Rows with equal settings are filtered
+    together.
+    """
+    if all(cfg is cfgs[0] for cfg in cfgs):  # one config for the batch (generate_tokens): no grouping
+        return _sample_group(logits, cfgs[0], generators)
+    groups: dict[tuple, list[int]] = {}
+    for r, cfg in enumerate(cfgs):
+        key = (True,) if cfg.is_greedy else (False, cfg.temperature, cfg.top_k, cfg.top_p)
+        groups.setdefault(key, []).append(r)
+    if len(groups) == 1:
+        return _sample_group(logits, cfgs[0], generators)
+    out = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
+    for rows in groups.values():
+        idx = torch.tensor(rows, device=logits.device)
+        out[idx] = _sample_group(logits.index_select(0, idx), cfgs[rows[0]], [generators[r] for r in rows])
+    return out
+
+
+def _sample_group(logits: torch.Tensor, cfg: SamplingConfig, generators: list[torch.Generator | None]) -> torch.Tensor:
+    if cfg.is_greedy:
+        return logits.argmax(dim=-1)
+    if len(generators) == 1 or all(g is None for g in generators):
+        return next_token(logits, cfg, generators[0])
+    probs = filter_logits(logits.float(), cfg.temperature, cfg.top_k, cfg.top_p).softmax(dim=-1)
+    return draw(probs, generators)

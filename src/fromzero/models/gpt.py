@@ -167,6 +167,33 @@ class GPT(nn.Module):
         h = self.hidden_states(input_ids, attention_mask=attention_mask, positions=positions, cache=cache)
         return self.lm_head(h)
 
+    def prefill(self, input_ids: torch.Tensor, lengths: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Right-padded prompts input_ids (k, T), row r real in [0, lengths[r]) -> next-token logits (k, V).
+
+        Causal attention alone keeps pads out of every real token's context (pads come after it), so no
+        padding mask is needed and each row sees positions 0.. as it would alone. With a cache (a fresh
+        one, or :meth:`KVCache.rows` of a bigger one) positions [0, T) are written; a row's pad positions
+        hold junk that its decoding overwrites before ever attending to it.
+        """
+        h = self.hidden_states(input_ids, cache=cache)  # (k, T, C)
+        last = h[torch.arange(h.shape[0], device=h.device), lengths - 1]  # (k, C): each row's last real token
+        return self.lm_head(last)
+
+    def decode_step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, span: int,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+        """One new token for each of the cache's rows [0, n) (slot layout, inference only) -> logits (n, V).
+
+        tokens, positions (n,); span and bias as in :meth:`SelfAttention.decode`. The block loop is the
+        pre-norm wiring of ``nn.Block`` written out, so a step costs only the ops the math needs.
+        """
+        x = self.tok_emb(tokens)  # (n, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)
+        for i, block in enumerate(self.blocks):
+            x = x + block.attn.decode(block.norm1(x), positions, cache, i, span, bias)
+            x = x + block.mlp(block.norm2(x))
+        return self.lm_head(self.norm_f(x))
+
 
 register_family("gpt", GPTConfig, GPT)
 

@@ -144,10 +144,16 @@ class GatedGELUFFN(nn.Module):
 
 @dataclass
 class T5Cache:
-    """Decoder state for incremental decoding: self-attention keys/values and the memory's keys/values."""
+    """Decoder state for incremental decoding: self-attention keys/values and the memory's keys/values.
+
+    ``position_bias`` is the decoder's relative bias for every (query, key) pair the cache can hold,
+    (1, H, max_len, max_len), computed on first use: each step slices its row instead of recomputing
+    buckets (the same values: a bucket depends only on the offset).
+    """
 
     self_attn: KVCache
     cross: CrossKVCache
+    position_bias: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -182,7 +188,13 @@ class T5Stack(nn.Module):
         """Embedded tokens x (B, T, C) -> hidden states (B, T, C); the cache (decoder only) advances by T."""
         T = x.shape[1]
         past = cache.length if cache is not None else 0
-        bias = self.rel_bias(T, past + T, offset=past)  # (1, H, T, past + T), shared by every layer
+        if cache is None:
+            bias = self.rel_bias(T, T)  # (1, H, T, T), shared by every layer
+        else:
+            if cache.position_bias is None:
+                size = cache.self_attn.max_len
+                cache.position_bias = self.rel_bias(size, size)
+            bias = cache.position_bias[:, :, past:past + T, :past + T]  # (1, H, T, past + T)
         self_cache = cache.self_attn if cache is not None else None
         cross_cache = cache.cross if cache is not None else None
         x = self.drop(x)

@@ -138,3 +138,33 @@ class SelfAttention(nn.Module):
                                            scale=self.scale)
         y = y.transpose(1, 2).reshape(B, T, self.n_head * hd)
         return self.resid_dropout(self.proj(y))
+
+    def decode(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache, layer: int, span: int,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+        """One new token per row in the cache's slot layout (inference only: no dropout): x (n, C) -> (n, C).
+
+        Same math as :meth:`forward` with a cache; see :func:`decode_attention` for the arguments.
+        """
+        return self.proj(decode_attention(self, self.qkv(x), positions, cache, layer, span, bias))
+
+
+def decode_attention(attn: SelfAttention, qkv: torch.Tensor, positions: torch.Tensor, cache: KVCache, layer: int,
+                     span: int, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The attention of one new token per row, from its projection ``qkv`` (n, (H + 2 H_kv) D) -> (n, H D).
+
+    Rows [0, n) of the cache's slot layout: row r's key/value is written at ``positions[r]`` (also its
+    absolute position, for RoPE) and its query attends to positions [0, span) of its row. ``bias``
+    (n, 1, 1, span) is additive: 0 where row r may attend (j <= positions[r]), -inf elsewhere; None when
+    every row sees all ``span`` keys. Fewer ops than :meth:`SelfAttention.forward`: 2-D activations, no
+    mask building, grouped key/value heads read in place (no repeat). The output projection is the caller's.
+    """
+    n, hd, heads, kv_heads = qkv.shape[0], attn.head_dim, attn.n_head, attn.n_kv_head
+    q, k, v = qkv.view(n, heads + 2 * kv_heads, 1, hd).split([heads, kv_heads, kv_heads], dim=1)  # (n, h, 1, D)
+    if attn.rope is not None:
+        q, k = attn.rope(q, k, positions.view(n, 1))
+    same = bias is None and not torch.compiler.is_compiling()  # a compiled step scatters: no recompile per span
+    keys, values = cache.write(layer, k[:, :, 0], v[:, :, 0], positions, span, same)  # (n, H_kv, span, D)
+    y = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=attn.scale,
+                                       enable_gqa=kv_heads != heads)  # (n, H, 1, D)
+    return y.reshape(n, heads * hd)
+

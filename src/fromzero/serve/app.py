@@ -21,7 +21,8 @@ a 400, not converted) and resized to its input size as ``fromzero predict`` read
 are softmax probabilities. A bad image answers 400 with ``param`` ``images[i]``.
 
 Handlers validate and turn a request into a scheduler task; the scheduler's
-worker thread runs the model, one job at a time. A new endpoint for a new
+worker thread runs the model (GPT generations batched together, other jobs
+one at a time). A new endpoint for a new
 kind of run adds an ``Engine`` method, a task type in the scheduler and a
 route here that checks ``engine.endpoints``, as ``/v1/embeddings`` and
 ``/v1/classifications`` do.
@@ -293,7 +294,7 @@ class OpenAIRoutes:
                 except ValueError as err:
                     raise APIError(400, str(err)) from None
                 choices.append(Choice(p * n + j, ids, cfg))
-        job, channel = self._submit(GenerationTask(choices))
+        job, channel = self._submit(GenerationTask(choices, stream=bool(body.stream)))
         fmt = ReplyFormat(chat=chat, model=self.engine.model_id, job_id=job.id, n=n,
                           prompt_tokens=[self._used_tokens(ids) for ids in prompts])
         if body.stream:

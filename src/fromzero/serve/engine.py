@@ -3,8 +3,10 @@
 The engine owns the model and tokenizer and knows each family's conventions
 (prompt truncation side, eos handling, special tokens), so the HTTP layer
 deals only in token ids and text. It is not thread-safe for compute: the
-scheduler calls :meth:`Engine.stream`, :meth:`Engine.embed` and :meth:`Engine.classify_tokens` from its one
-worker thread. Tokenizing (:meth:`Engine.encode`) is safe from any thread.
+scheduler calls :meth:`Engine.text_batch` (GPT generations, continuous
+batching of up to ``max_batch``), :meth:`Engine.stream` (T5), :meth:`Engine.embed`
+and :meth:`Engine.classify_tokens` from its one worker thread. Tokenizing
+(:meth:`Engine.encode`) is safe from any thread.
 
 Embeddings (BERT runs) are the mean of the final hidden states over real
 (non-pad) tokens, [CLS] and [SEP] included, scaled to unit L2 norm, so the dot
@@ -41,7 +43,16 @@ from fromzero.data.chat_template import ChatTemplate, get_chat_template
 from fromzero.data.task_encoding import Framing
 from fromzero.data.truncation import fit_length, fit_pair
 from fromzero.errors import CheckpointError, DataError
-from fromzero.generation import Generation, SamplingConfig, TextRow, fit_prompt, generate_seq2seq, generate_tokens
+from fromzero.generation import (
+    DecodeOptions,
+    Generation,
+    SamplingConfig,
+    TextRow,
+    fit_prompt,
+    generate_seq2seq,
+    generate_tokens,
+)
+from fromzero.generation.text_batch import TextBatch
 from fromzero.models import context_length, family_of
 from fromzero.runs import Run, load_run
 from fromzero.serve.image_engine import ImageClassification, ImageClassifier
@@ -49,6 +60,7 @@ from fromzero.serve.image_engine import ImageClassification, ImageClassifier
 EngineKind = Literal["generate", "seq2seq", "embed", "classifier", "image_classifier"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
 _EMBED_BATCH = 32  # inputs per forward pass: bounds activation memory for long input lists
+DEFAULT_MAX_BATCH = 16  # GPT generations a server decodes together (``fromzero serve --max-batch``)
 
 
 @dataclass
@@ -111,8 +123,12 @@ class GenerationStream:
 class Engine:
     """A loaded run directory ready to serve: ``kind`` says which endpoints it answers."""
 
-    def __init__(self, run: Run, *, model_id: str | None = None, chat_template: str | None = None) -> None:
+    def __init__(self, run: Run, *, model_id: str | None = None, chat_template: str | None = None,
+                 max_batch: int = DEFAULT_MAX_BATCH, decode_options: DecodeOptions | None = None) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.run, self.model = run, run.model
+        self.max_batch, self.decode_options = max_batch, decode_options
         self.model_id = model_id or run.path.resolve().name
         weights = run.weights
         self.created = int(weights.stat().st_mtime) if weights is not None and weights.is_file() else int(time.time())
@@ -163,13 +179,16 @@ class Engine:
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, *, model_id: str | None = None, chat_template: str | None = None,
-                     device: str = "cpu") -> Engine:
+                     device: str = "cpu", max_batch: int = DEFAULT_MAX_BATCH,
+                     decode_options: DecodeOptions | None = None) -> Engine:
         """Load a run directory (config, tokenizer, weights; a fine-tuned classifier or an image-classification
         run too) and wrap it.
 
         An SFT run (``task.kind: sft``) loads as a plain GPT run and chats with its own template.
+        ``max_batch``: GPT generations decoded together by the server (:meth:`text_batch`).
         """
-        return cls(load_run(run_dir, device=device), model_id=model_id, chat_template=chat_template)
+        return cls(load_run(run_dir, device=device), model_id=model_id, chat_template=chat_template,
+                   max_batch=max_batch, decode_options=decode_options)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -218,13 +237,25 @@ class Engine:
         self.stats.generations_started += 1
         if self.kind == "generate":
             ids = fit_prompt(ids, self.context_length)
-            tokens = generate_tokens(self.model, [ids], cfg, eos_id=self.eos_id, pad_id=self.pad_id)
+            tokens = generate_tokens(self.model, [ids], cfg, eos_id=self.eos_id, pad_id=self.pad_id,
+                                     options=self.decode_options)
         else:
             ids = ids[:self.context_length]
             tokens = generate_seq2seq(self.model, [ids], cfg, eos_id=self.eos_id, pad_id=self.pad_id,
                                       decoder_start_id=self.model.config.decoder_start_id)
         row = TextRow(self.tokenizer.decode, cfg.stop, self.eos_id, prompt_tokens=len(ids))
         return GenerationStream(tokens, row, self.stats)
+
+    def text_batch(self) -> TextBatch:
+        """A continuous batch of up to ``max_batch`` GPT generations (the server's decode loop).
+
+        Puts the model in eval mode for good: a served model only infers.
+        """
+        if self.kind != "generate":
+            raise ValueError(f"{self.model_id} is a {self.family} run: continuous batching needs a gpt run")
+        self.model.eval()
+        return TextBatch(self.model, self.tokenizer.decode, self.eos_id, self.max_batch, pad_id=self.pad_id,
+                         options=self.decode_options)
 
     def embed(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]:
         """Unit-norm mean-pooled embeddings of token-id inputs (each truncated to the context)."""

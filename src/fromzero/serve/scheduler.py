@@ -1,26 +1,30 @@
-"""Scheduler: a bounded queue of jobs and one worker thread that runs them in arrival order.
+"""Scheduler: a bounded queue of jobs and one worker thread that runs them, generations batched.
 
-Requests never run the model in parallel: the HTTP layer submits a job and
-returns 429 when ``max_queue`` jobs are already waiting, so memory and
-latency stay bounded however many clients connect.
+The HTTP layer submits a job and gets 429 when ``max_queue`` jobs are
+already waiting, so memory and latency stay bounded however many clients
+connect. The worker owns the model; nothing runs it in parallel.
 
-Why one job at a time rather than a batch: a request's tokens then depend
-only on its own prompt and seed. Batching pads rows together and draws
-every row from one random generator, so a seeded request would answer
-differently depending on which strangers shared its batch. On CPU one
-sequence already keeps every intra-op thread busy, so the throughput given
-up is small for the models fromzero trains (measure it with
-``benchmarks/serve_load.py``).
+Continuous batching: GPT generations share one decode loop
+(:class:`~fromzero.generation.text_batch.TextBatch`). Up to ``max_batch``
+sequences (the engine's) decode together, one token each per step; a new
+request is taken from the queue whenever a slot is free, prefilled and
+joined at the next step boundary, and a finished or cancelled sequence
+leaves at once. A seeded request still gets the same tokens whatever
+shares its batch: every sequence keeps its own positions in the KV cache and
+samples from its own ``torch.Generator`` (up to float rounding of batched
+matmuls; tests/serve/test_continuous_batching.py). Other jobs (embeddings,
+classifications, T5 generations) run one at a time between decode steps.
 
 Cancellation: each job carries a flag (:meth:`Job.cancel`). The worker
-checks it before starting the job and after every generated token, so a
-client that disconnects stops compute within one token, and a job cancelled
-while queued never starts.
+checks it before starting the job and before every decode step, so a client
+that disconnects stops compute within one token, and a job cancelled while
+queued never starts.
 
 The worker reports through a *sink*, a thread-safe callable that receives
 events (:class:`TextDelta`, :class:`ChoiceDone`, :class:`EmbeddingsDone`,
 :class:`ClassificationsDone` (text and image classifications), :class:`JobFailed`,
-then always :class:`JobEnded`).
+then always :class:`JobEnded`). The choices of one generation job run
+side by side, so their events interleave (each carries its choice index).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from fromzero.generation import Generation, SamplingConfig
+from fromzero.generation.text_batch import TextBatch, TextSequence
 from fromzero.serve.engine import Classification, Engine
 from fromzero.serve.image_engine import ImageClassification
 
@@ -56,7 +61,8 @@ class Choice:
 
 @dataclass(frozen=True)
 class GenerationTask:
-    choices: list[Choice]  # generated one after another, in order
+    choices: list[Choice]  # GPT: decoded side by side in the batch; T5: one after another, in order
+    stream: bool = True  # emit TextDelta events; False: only ChoiceDone (a reply collected whole)
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,87 @@ class SchedulerStats:
     failed: int = 0
 
 
+class GenerationBatch:
+    """The GPT generation jobs the worker runs together, one :class:`TextBatch` step at a time."""
+
+    def __init__(self, engine: Engine, stats: SchedulerStats) -> None:
+        self.engine, self.stats = engine, stats
+        self.jobs: dict[Job, list[TextSequence]] = {}  # running jobs and their choices' sequences
+        self._open: dict[Job, int] = {}  # choices not finished yet
+        self._text: TextBatch | None = None
+
+    @property
+    def text(self) -> TextBatch:
+        if self._text is None:
+            self._text = self.engine.text_batch()
+        return self._text
+
+    @property
+    def has_room(self) -> bool:
+        """A slot is free for another sequence."""
+        return len(self.text) < self.text.decoder.max_batch
+
+    def add(self, job: Job) -> None:
+        """Queue a generation job's choices; they join the batch at its next step."""
+        task = job.task
+        assert isinstance(task, GenerationTask)
+        self.jobs[job], self._open[job] = [], len(task.choices)
+        try:
+            for choice in task.choices:
+                self.jobs[job].append(self.text.add(choice.prompt, choice.sampling, tag=(job, choice.index)))
+                self.engine.stats.generations_started += 1
+        except Exception as err:  # e.g. an empty prompt: fails this job only
+            self._end(job, failed=f"inference failed: {type(err).__name__}: {err}")
+
+    def step(self) -> None:
+        """End cancelled jobs, then one token for every running sequence, its events emitted."""
+        for job in [j for j in self.jobs if j.cancelled]:
+            self._end(job, cancelled=True)
+        if not self.jobs:
+            return
+        try:
+            with torch.inference_mode():
+                results = self.text.step()
+        except Exception as err:  # the batch's state is unknown now: fail its jobs, start a fresh one
+            log.exception("a decode step failed")
+            self._text = None
+            for job in list(self.jobs):
+                self._end(job, failed=f"inference failed: {type(err).__name__}: {err}")
+            return
+        self.engine.stats.tokens_generated += len(results)
+        for seq, delta in results:
+            job, index = seq.tag
+            if job not in self.jobs:
+                continue
+            if delta and job.task.stream:
+                job.emit(TextDelta(index, delta))
+            if seq.done:
+                job.emit(ChoiceDone(index, seq.generation))
+                self._open[job] -= 1
+                if not self._open[job]:
+                    self._end(job)
+
+    def end_all(self) -> None:
+        """Shutting down: every running job ends with a 503."""
+        for job in list(self.jobs):
+            job.emit(JobFailed("the server is shutting down", 503))
+            self._end(job, cancelled=True)
+
+    def _end(self, job: Job, *, cancelled: bool = False, failed: str | None = None) -> None:
+        for seq in self.jobs.pop(job):
+            if self._text is not None:
+                self._text.cancel(seq)
+        del self._open[job]
+        if failed is not None:
+            self.stats.failed += 1
+            job.emit(JobFailed(failed))
+        elif cancelled:
+            self.stats.cancelled += 1
+        else:
+            self.stats.completed += 1
+        job.emit(JobEnded())
+
+
 class Scheduler:
     """Runs jobs for one :class:`Engine` on a single worker thread; at most ``max_queue`` jobs wait."""
 
@@ -158,7 +245,8 @@ class Scheduler:
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._waiting = 0
-        self._current: Job | None = None
+        self._current: Job | None = None  # a job running outside the batch
+        self._batch = GenerationBatch(engine, self.stats) if engine.kind == "generate" else None
         self._thread: threading.Thread | None = None
 
     @property
@@ -168,8 +256,8 @@ class Scheduler:
 
     @property
     def busy(self) -> bool:
-        """True while the worker runs a job."""
-        return self._current is not None
+        """True while the worker runs a job (a batched generation or any other)."""
+        return self._current is not None or (self._batch is not None and bool(self._batch.jobs))
 
     @property
     def alive(self) -> bool:
@@ -195,9 +283,11 @@ class Scheduler:
         for job in pending:
             if job is not None:
                 job.cancel()
-                if job is not self._current:  # the running job reports its own end
-                    job.emit(JobFailed("the server is shutting down", 503))
-                    job.emit(JobEnded())
+                job.emit(JobFailed("the server is shutting down", 503))
+                job.emit(JobEnded())
+        if self._batch is not None:
+            for job in list(self._batch.jobs):
+                job.cancel()  # the worker ends them at its next step
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -217,13 +307,35 @@ class Scheduler:
         return job
 
     def _loop(self) -> None:
+        batch = self._batch
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            with self._lock:
-                self._waiting = max(0, self._waiting - 1)
-                self._current = job
+            running = batch is not None and bool(batch.jobs)
+            # Take a job when a slot is free; wait for one only when nothing is decoding.
+            while batch is None or not running or batch.has_room:
+                try:
+                    job = self._queue.get(block=not running)
+                except queue.Empty:
+                    break
+                if job is None:
+                    if batch is not None:
+                        batch.end_all()
+                    return
+                with self._lock:
+                    self._waiting = max(0, self._waiting - 1)
+                self._start(job)
+                running = batch is not None and bool(batch.jobs)
+            if running:
+                batch.step()
+
+    def _start(self, job: Job) -> None:
+        """Run a job now, or (a GPT generation) add its choices to the batch."""
+        if job.cancelled:
+            self.stats.cancelled += 1
+            job.emit(JobEnded())
+        elif self._batch is not None and isinstance(job.task, GenerationTask):
+            self._batch.add(job)
+        else:
+            self._current = job
             try:
                 self._execute(job)
             finally:
@@ -231,9 +343,7 @@ class Scheduler:
 
     def _execute(self, job: Job) -> None:
         try:
-            if job.cancelled:
-                finished = False
-            elif isinstance(job.task, GenerationTask):
+            if isinstance(job.task, GenerationTask):
                 finished = self._generate(job, job.task)
             elif isinstance(job.task, ClassificationTask):
                 job.emit(ClassificationsDone(self.engine.classify_tokens(job.task.inputs)))
@@ -257,14 +367,14 @@ class Scheduler:
             job.emit(JobEnded())
 
     def _generate(self, job: Job, task: GenerationTask) -> bool:
-        """Run the choices in order, checking the cancel flag after every token; False if cancelled."""
+        """Unbatched (T5) generation: the choices in order, the cancel flag checked after every token."""
         for choice in task.choices:
             stream = self.engine.stream(choice.prompt, choice.sampling)
             try:
                 for delta in stream:
                     if job.cancelled:
                         return False
-                    if delta:
+                    if delta and task.stream:
                         job.emit(TextDelta(choice.index, delta))
             finally:
                 stream.close()

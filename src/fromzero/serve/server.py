@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from fromzero.serve.app import create_app
-from fromzero.serve.engine import Engine
+from fromzero.serve.engine import DEFAULT_MAX_BATCH, Engine
 from fromzero.serve.limits import ServeLimits
 
 DEFAULT_HOST = "127.0.0.1"  # local only: exposing a model to a network is a deliberate --host choice
@@ -24,9 +24,9 @@ DEFAULT_PORT = 8000
 
 def serve(run_dir: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           limits: ServeLimits | None = None, api_key: str | None = None, model_id: str | None = None,
-          chat_template: str | None = None, log_level: str = "info") -> None:
-    """Load ``run_dir`` and serve it until interrupted (Ctrl-C)."""
-    engine = Engine.from_run_dir(run_dir, model_id=model_id, chat_template=chat_template)
+          chat_template: str | None = None, log_level: str = "info", max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    """Load ``run_dir`` and serve it until interrupted (Ctrl-C); up to ``max_batch`` generations decode together."""
+    engine = Engine.from_run_dir(run_dir, model_id=model_id, chat_template=chat_template, max_batch=max_batch)
     app = create_app(engine, limits=limits, api_key=api_key)
     where = "every interface" if host in ("0.0.0.0", "::") else host
     print(f"serving {engine.model_id} ({engine.family} run, {', '.join(engine.endpoints)}) on {where}")
