@@ -20,6 +20,8 @@ class Linear(nn.Linear):
     """``torch.nn.Linear`` plus the split single-row path (CPU, no autograd)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # get_num_threads() would break the graph; inductor fuses anyway
+            return F.linear(x, self.weight, self.bias)
         k = torch.get_num_threads()
         if (k < 2 or x.numel() != self.in_features or x.device.type != "cpu" or self.out_features % k
                 or torch.is_grad_enabled()):
