@@ -3,8 +3,6 @@ row, a bounded number of slots; each row's tokens equal those of the row decoded
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -14,13 +12,6 @@ from fromzero.nn import KVCache
 
 GREEDY = SamplingConfig(max_new_tokens=1000, greedy=True)  # the decoder itself never stops a row
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

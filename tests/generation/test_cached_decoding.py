@@ -9,8 +9,6 @@ apart so argmax never hinges on float rounding (batched and unbatched matmuls ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -22,13 +20,6 @@ GREEDY = SamplingConfig(max_new_tokens=24, greedy=True)
 PROMPTS_8 = [[3, 1, 4, 1, 5], [9, 2, 6, 5, 3, 5, 8, 9, 7], [2], [7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5, 9],
              [6, 6], [1, 2, 3], [31, 30, 29, 28, 27, 26, 25], [11, 13, 17, 19]]
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gpt() -> torch.nn.Module:

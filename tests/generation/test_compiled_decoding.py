@@ -4,8 +4,6 @@ batch shape class compiles once: one row, and several rows)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -22,13 +20,6 @@ ARCHS = {
     "llama": ("llama-tiny", {"n_embd": 64, "n_head": 4, "n_kv_head": 2, "block_size": 64}),
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rows(model: torch.nn.Module, prompts: list[list[int]], **kw: object) -> list[list[int | None]]:

@@ -184,10 +184,15 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, model: nn.Module,
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    prune_checkpoints(ckpt_dir, keep_last)
+    return Checkpoint(final, step)
+
+
+def prune_checkpoints(ckpt_dir: Path, keep_last: int) -> None:
+    """Remove all but the ``keep_last`` newest checkpoints (0 keeps all); called after a save succeeded."""
     if keep_last > 0:
         for old in list_checkpoints(ckpt_dir)[:-keep_last]:
             shutil.rmtree(old.path, ignore_errors=True)
-    return Checkpoint(final, step)
 
 
 def load_checkpoint(ckpt: Checkpoint, model: nn.Module | None, optimizer: torch.optim.Optimizer | None = None,

@@ -32,7 +32,12 @@ from torch import nn
 
 from fromzero.atomic import disk_full_as_error, fsync_dir
 from fromzero.errors import CheckpointError
-from fromzero.train.checkpoint import Checkpoint, list_checkpoints, rank_rng_tensors, restore_rng_states
+from fromzero.train.checkpoint import (
+    Checkpoint,
+    prune_checkpoints,
+    rank_rng_tensors,
+    restore_rng_states,
+)
 from fromzero.train.distributed import World, barrier, gather_to_main, main_first
 
 SHARDS = "dcp"  # the DCP directory inside a sharded checkpoint
@@ -216,9 +221,7 @@ def save_sharded(ckpt_dir: Path, step: int, model: nn.Module, optimizer: torch.o
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        if keep_last > 0:
-            for old in list_checkpoints(ckpt_dir)[:-keep_last]:
-                shutil.rmtree(old.path, ignore_errors=True)
+        prune_checkpoints(ckpt_dir, keep_last)
 
     main_first(finish, lambda: None)
 
