@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -13,14 +11,6 @@ from fromzero.models import create_model
 GREEDY = SamplingConfig(max_new_tokens=20, greedy=True)
 INPUTS = [[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], [9, 2, 6], [2, 7, 1, 8, 2, 8]]
 IDS = {"eos_id": None, "pad_id": 0, "decoder_start_id": 0}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(**overrides: object) -> torch.nn.Module:

@@ -11,31 +11,14 @@ identical tokens, and a failure here would be a real coupling bug, not noise.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
 from fromzero.generation import SamplingConfig, generate_text
 from fromzero.serve import Engine, Scheduler
-from fromzero.serve.scheduler import Choice, ChoiceDone, GenerationTask, JobEnded, TextDelta
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list = []
-        self.ended = threading.Event()
-
-    def __call__(self, event) -> None:
-        self.events.append(event)
-        if isinstance(event, JobEnded):
-            self.ended.set()
-
-    def text(self, index: int = 0) -> str:
-        return "".join(e.text for e in self.events if isinstance(e, TextDelta) and e.index == index)
-
-    def done(self) -> dict:
-        return {e.index: e.generation for e in self.events if isinstance(e, ChoiceDone)}
+from fromzero.serve.scheduler import Choice, GenerationTask, JobEnded, TextDelta
+from scheduler_events import Recorder
 
 
 @pytest.fixture

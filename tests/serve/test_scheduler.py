@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,27 +19,9 @@ from fromzero.serve.scheduler import (
     JobFailed,
     TextDelta,
 )
+from scheduler_events import Recorder
 
 ROOT = Path(__file__).parents[2]
-
-
-class Recorder:
-    """A sink that keeps a job's events and signals when the job ended."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-        self.ended = threading.Event()
-
-    def __call__(self, event) -> None:
-        self.events.append(event)
-        if isinstance(event, JobEnded):
-            self.ended.set()
-
-    def text(self, index: int = 0) -> str:
-        return "".join(e.text for e in self.events if isinstance(e, TextDelta) and e.index == index)
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 @pytest.fixture(scope="module")
