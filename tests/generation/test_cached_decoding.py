@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from decoding_reference import naive_greedy
 from fromzero.generation import BatchDecoder, SamplingConfig, generate_seq2seq, generate_tokens
 from fromzero.generation.decode_plan import DecodePlan, PlanLinear
 from fromzero.models import create_model
@@ -58,14 +59,6 @@ def decode(model: torch.nn.Module, prompts: list[list[int]], path: str, cfg: Sam
         for _ in range(cfg.max_new_tokens):
             decoder.step()
     return [row.generated for row in tagged]
-
-
-def naive_greedy(model: torch.nn.Module, prompt: list[int], n: int) -> list[int]:
-    ids = list(prompt)
-    with torch.no_grad():
-        for _ in range(n):
-            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
-    return ids[len(prompt):]
 
 
 @pytest.mark.parametrize("path", ["plan", "module", "split"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from decoding_reference import naive_greedy
 from fromzero.generation import (
     SamplingConfig,
     TextRow,
@@ -36,15 +37,6 @@ def run(model: torch.nn.Module, prompts: list[list[int]], cfg: SamplingConfig = 
     """Generated tokens per row (columns of the step stream)."""
     steps = list(generate_tokens(model, prompts, cfg, **kwargs))
     return [list(row) for row in zip(*steps, strict=True)]
-
-
-def naive_greedy(model: torch.nn.Module, prompt: list[int], n: int) -> list[int]:
-    """Reference decoder: full forward over the unpadded sequence, argmax, repeat."""
-    ids = list(prompt)
-    with torch.no_grad():
-        for _ in range(n):
-            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
-    return ids[len(prompt):]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
