@@ -18,7 +18,7 @@ class TrainConfig:
     seq_len: int | None = field(None, help="tokens per sequence (null = the model's block_size)")
     grad_accum: int = field(1, help="micro-batches per optimizer step")
     grad_clip: float = field(1.0, help="max global gradient norm (0 disables clipping)")
-    precision: Literal["auto", "fp32", "bf16"] = field("auto", help="bf16 autocast on supporting GPUs")
+    precision: Literal["auto", "fp32", "bf16"] = field("auto", help="auto: bf16 on bf16 GPUs; on CPU a 2 s probe picks")
     device: str = field("auto", help="'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
     threads: int | None = field(None, help="CPU threads for torch (null = torch's default)")
     log_every: int = field(10, help="steps between train-loss log records")
