@@ -1,8 +1,10 @@
-"""Raw text in: .txt files, .jsonl files and folders of them -> :class:`Document` stream.
+"""Raw text in: files, folders and datasets -> :class:`Document` stream.
 
-Every problem a user can cause (missing file, bad encoding, malformed JSON
-line, missing field) is a one-line :class:`DataError` naming the file, the
-line where there is one, and the fix.
+:func:`input_files` expands the inputs to files in reading order, :func:`iter_file_documents` reads
+one file (how each kind is stored is ``document_formats``), :func:`iter_documents` chains them.
+Every problem a user can cause (missing file, bad encoding, malformed JSON line, missing field, an
+unreadable Parquet file, a null row) is a one-line :class:`DataError` naming the file, the line or
+row where there is one, and the fix.
 """
 
 from __future__ import annotations
@@ -14,18 +16,25 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from fromzero.data.document_formats import (
+    InputFile,
+    folder_files,
+    input_file,
+    iter_column_batches,
+    iter_lines,
+    read_all,
+)
 from fromzero.errors import DataError
 
 BUNDLED_PREFIX = "bundled:"
 FORTUNE_PREFIX = "fortune:"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes some fortune files carry (fortunes-zh does)
-SUFFIXES = (".txt", ".jsonl")
 _BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
 class Document:
-    """One document: its text and where it came from (``path`` or ``path:LINE``)."""
+    """One document: its text and where it came from (``path``, ``path:LINE`` or ``path:row N``)."""
 
     text: str
     source: str
@@ -60,28 +69,19 @@ def resolve_input(spec: str | Path) -> Path:
     return Path(spec)
 
 
-def _decode(data: bytes, path: Path, line: int = 1, offset: int = 0) -> str:
+def _decode(data: bytes, file: InputFile, line: int = 1, offset: int = 0) -> str:
     """Strict UTF-8. ``data`` starts at byte ``offset``, line ``line`` of the file; errors name both."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         line += data[: err.start].count(b"\n")
-        byte = offset + err.start
-        raise DataError(f"{path}: not valid UTF-8 at byte {byte} (line {line}); convert the file to UTF-8") from None
+        where = f"byte {offset + err.start}" + (" of the decompressed text" if file.compression else "")
+        raise DataError(f"{file.path}: not valid UTF-8 at {where} (line {line}); convert the file to UTF-8") from None
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except PermissionError:
-        raise DataError(f"{path}: permission denied; make the file readable") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror})") from None
-
-
-def _iter_txt(path: Path) -> Iterator[Document]:
-    text = _decode(_read_bytes(path), path).removeprefix(_BOM)
-    yield Document(text=text, source=str(path))
+def _iter_txt(file: InputFile) -> Iterator[Document]:
+    text = _decode(read_all(file), file).removeprefix(_BOM)
+    yield Document(text=text, source=str(file.path))
 
 
 def _jsonl_text(raw: str, where: str, text_field: str) -> str:
@@ -101,95 +101,95 @@ def _jsonl_text(raw: str, where: str, text_field: str) -> str:
     return text
 
 
-def _iter_jsonl(path: Path, text_field: str) -> Iterator[Document]:
-    # Line by line, so a large JSONL file is never held in memory at once.
-    try:
-        fh = path.open("rb")
-    except PermissionError:
-        raise DataError(f"{path}: permission denied; make the file readable") from None
-    with fh:
-        offset = 0
-        for number, data in enumerate(fh, start=1):
-            raw = _decode(data, path, line=number, offset=offset)
-            offset += len(data)
-            if number == 1:
-                raw = raw.removeprefix(_BOM)
-            if raw.strip():
-                text = _jsonl_text(raw, f"{path}:{number}", text_field)
-                yield Document(text=text, source=f"{path}:{number}")
+def _iter_jsonl(file: InputFile, text_field: str) -> Iterator[Document]:
+    # Line by line (json.loads per line: as fast as pyarrow.json's streaming reader, and it knows the line).
+    offset = 0
+    for number, data in enumerate(iter_lines(file), start=1):
+        raw = _decode(data, file, line=number, offset=offset)
+        offset += len(data)
+        if number == 1:
+            raw = raw.removeprefix(_BOM)
+        if raw.strip():  # a blank line is no document
+            where = f"{file.path}:{number}"
+            yield Document(text=_jsonl_text(raw, where, text_field), source=where)
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    """Every .txt/.jsonl file below ``folder``, sorted; hidden files and folders are skipped."""
-    try:
-        files = [
-            p
-            for p in folder.rglob("*")
-            if p.suffix.lower() in SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        ]
-    except PermissionError:
-        raise DataError(f"{folder}: permission denied; make the folder readable") from None
-    if not files:
-        raise DataError(f"{folder}: folder has no .txt or .jsonl files; add some or point at a file")
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+def _iter_columns(file: InputFile, text_field: str) -> Iterator[Document]:
+    row = 0
+    for texts in iter_column_batches(file, text_field):
+        for text in texts:
+            row += 1
+            yield Document(text=text, source=f"{file.path}:row {row}")
 
 
-def _iter_fortunes(path: Path) -> Iterator[Document]:
+def _iter_fortunes(file: InputFile) -> Iterator[Document]:
     """A fortune(6) file: entries separated by lines holding only ``%``, each entry one document."""
-    text = _ANSI.sub("", _decode(_read_bytes(path), path).removeprefix(_BOM))
+    text = _ANSI.sub("", _decode(read_all(file), file).removeprefix(_BOM))
     line = 1
     for entry in re.split(r"^%\n", text, flags=re.MULTILINE):
-        if entry.strip():
-            yield Document(text=entry.strip("\n"), source=f"{path}:{line}")
+        if entry.strip():  # blank entries are separator artefacts, not documents
+            yield Document(text=entry.strip("\n"), source=f"{file.path}:{line}")
         line += entry.count("\n") + 1
 
 
-def _iter_file(path: Path, text_field: str) -> Iterator[Document]:
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        yield from _iter_txt(path)
-    elif suffix == ".jsonl":
-        yield from _iter_jsonl(path, text_field)
-    else:
-        raise DataError(
-            f"{path}: unsupported file type '{path.suffix}'; use .txt (plain text) or .jsonl (one JSON object per line)"
-        )
+def iter_file_documents(file: InputFile, text_field: str = "text") -> Iterator[Document]:
+    """Every document of one file in order, empty and whitespace-only ones included.
+
+    ``.txt``: the whole file (source ``path``); ``.jsonl``: one per non-blank line, its text in
+    ``text_field`` (``path:LINE``); Parquet / Arrow: one per row of column ``text_field``
+    (``path:row N``, 1-based); fortune: one per ``%``-separated entry (``path:LINE``).
+    """
+    if file.kind == "txt":
+        return _iter_txt(file)
+    if file.kind == "jsonl":
+        return _iter_jsonl(file, text_field)
+    if file.kind in ("parquet", "arrow"):
+        return _iter_columns(file, text_field)
+    if file.kind == "fortune":
+        return _iter_fortunes(file)
+    raise ValueError(f"unknown input kind {file.kind!r}")
+
+
+def input_files(inputs: Sequence[str | Path]) -> list[InputFile]:
+    """Every input resolved and expanded to files, in the order :func:`iter_documents` reads them.
+
+    An input is a file (see ``document_formats.SUPPORTED``), a folder (searched recursively, sorted,
+    hidden entries skipped; a ``datasets`` save_to_disk folder gives its own Arrow files),
+    ``bundled:NAME``, or ``fortune:PATH`` (a fortune(6) file).
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    files: list[InputFile] = []
+    for spec in inputs:
+        if isinstance(spec, str) and spec.startswith(FORTUNE_PREFIX):
+            path = Path(spec[len(FORTUNE_PREFIX) :])
+            if not path.is_file():
+                raise DataError(f"{spec}: no such fortune file (Chinese ones: `apt-get install fortunes-zh`, "
+                                "then fortune:/usr/share/games/fortunes/chinese)")
+            files.append(InputFile(path, "fortune"))
+            continue
+        path = resolve_input(spec)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or directory")
+        files += folder_files(path) if path.is_dir() else [input_file(path)]
+    return files
 
 
 def iter_documents(inputs: Sequence[str | Path], text_field: str = "text") -> Iterator[Document]:
     """Yield the non-empty documents of ``inputs`` in a deterministic order.
 
-    Each input is a ``.txt`` file (the whole file is one document), a
-    ``.jsonl`` file (one document per non-blank line, its text in
-    ``text_field``), a folder (searched recursively, sorted, for both kinds),
-    ``bundled:NAME``, or ``fortune:PATH`` (a fortune(6) file: one document per
-    ``%``-separated entry, ANSI colour codes removed). Files must be UTF-8. Whitespace-only documents are
-    skipped; if nothing at all remains a :class:`DataError` is raised.
+    Inputs as :func:`input_files` takes them; each file read by :func:`iter_file_documents`. Text
+    must be UTF-8. Whitespace-only documents are skipped; if nothing at all remains a
+    :class:`DataError` is raised.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     found = 0
-    for spec in inputs:
-        if isinstance(spec, str) and spec.startswith(FORTUNE_PREFIX):
-            path = Path(spec[len(FORTUNE_PREFIX):])
-            if not path.is_file():
-                raise DataError(f"{spec}: no such fortune file (Chinese ones: `apt-get install fortunes-zh`, "
-                                "then fortune:/usr/share/games/fortunes/chinese)")
-            for doc in _iter_fortunes(path):
+    for file in input_files(inputs):
+        for doc in iter_file_documents(file, text_field):
+            if doc.text.strip():
                 found += 1
                 yield doc
-            continue
-        path = resolve_input(spec)
-        if not path.exists():
-            raise DataError(f"{path}: no such file or directory")
-        files = _folder_files(path) if path.is_dir() else [path]
-        for file in files:
-            for doc in _iter_file(file, text_field):
-                if doc.text.strip():
-                    found += 1
-                    yield doc
     if not found:
         names = ", ".join(str(s) for s in inputs) or "<no inputs>"
         raise DataError(
