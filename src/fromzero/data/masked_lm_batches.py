@@ -26,6 +26,7 @@ import torch
 from fromzero.config import field, require
 from fromzero.data.loader import IGNORE_INDEX, batch_seed
 from fromzero.data.nsp_pairs import IS_NEXT, NOT_NEXT, nsp_spans, pack_pair
+from fromzero.data.token_shards import ShardedTokens, as_token_stream
 from fromzero.errors import DataError
 
 
@@ -119,13 +120,13 @@ class MaskedLMBatches:
     masking (:func:`wordpiece_word_starts`, :func:`chinese_word_starts`).
     """
 
-    def __init__(self, tokens: np.ndarray, doc_starts: np.ndarray | None = None, *, seq_len: int, batch_size: int,
-                 seed: int, cfg: MaskedLMConfig, cls_id: int, sep_id: int, pad_id: int, mask_id: int,
+    def __init__(self, tokens: np.ndarray | ShardedTokens, doc_starts: np.ndarray | None = None, *, seq_len: int,
+                 batch_size: int, seed: int, cfg: MaskedLMConfig, cls_id: int, sep_id: int, pad_id: int, mask_id: int,
                  vocab_size: int, special_ids: Collection[int] = (), eos_id: int | None = None,
                  word_starts: np.ndarray | None = None) -> None:
         if seq_len < 5 or batch_size < 1:
             raise ValueError(f"need seq_len >= 5 and batch_size >= 1, got {seq_len} and {batch_size}")
-        self.tokens = np.asarray(tokens)
+        self.tokens = as_token_stream(tokens)  # shards stay memmapped: rows read only their windows
         self.doc_starts = np.zeros(1, np.int64) if doc_starts is None else np.asarray(doc_starts, np.int64)
         if len(self.doc_starts) == 0 or np.any(np.diff(self.doc_starts) <= 0) or self.doc_starts[-1] >= len(tokens):
             raise DataError("doc_starts must be increasing offsets inside the token stream")

@@ -12,15 +12,19 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from fromzero.data.token_shards import ShardedTokens, as_token_stream, token_chunks
 from fromzero.errors import DataError
 
 IS_NEXT, NOT_NEXT = 0, 1
 
 
-def documents_from_stream(tokens: np.ndarray, eos_id: int) -> np.ndarray:
-    """Start offsets of the documents of a stream that joins them with ``eos_id`` (empty ones dropped)."""
-    tokens = np.asarray(tokens)
-    starts = np.concatenate([[0], np.flatnonzero(tokens == eos_id) + 1])
+def documents_from_stream(tokens: np.ndarray | ShardedTokens, eos_id: int) -> np.ndarray:
+    """Start offsets of the documents of a stream that joins them with ``eos_id`` (empty ones dropped).
+
+    The stream is scanned chunk by chunk (:func:`token_chunks`), so a sharded stream is never loaded whole."""
+    tokens = as_token_stream(tokens)
+    after_eos = [np.flatnonzero(chunk == eos_id) + (offset + 1) for offset, chunk in token_chunks(tokens)]
+    starts = np.concatenate([np.zeros(1, np.int64), *after_eos])
     starts = starts[starts < len(tokens)]
     starts = starts[tokens[starts] != eos_id]
     if len(starts) == 0:

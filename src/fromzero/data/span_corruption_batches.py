@@ -22,6 +22,7 @@ import torch
 
 from fromzero.config import field, require
 from fromzero.data.loader import IGNORE_INDEX, batch_seed
+from fromzero.data.token_shards import ShardedTokens, as_token_stream
 from fromzero.errors import DataError
 
 
@@ -178,7 +179,7 @@ class SpanCorruptionBatches:
     (reduce_concat_tokens) before splitting them into ``tokens_length`` pieces.
     """
 
-    def __init__(self, tokens: np.ndarray, *, input_length: int, batch_size: int, seed: int,
+    def __init__(self, tokens: np.ndarray | ShardedTokens, *, input_length: int, batch_size: int, seed: int,
                  cfg: SpanCorruptionConfig, sentinel_ids: Sequence[int], eos_id: int, pad_id: int,
                  decoder_start_id: int | None = None) -> None:
         if input_length < 4 or batch_size < 1:
@@ -193,7 +194,7 @@ class SpanCorruptionBatches:
             raise ValueError(f"input_length={input_length} makes {spans} spans but only {len(sentinel_ids)} "
                              "sentinel ids were given; raise n_sentinels")
         self.tokens, self.input_length, self.batch_size, self.seed, self.cfg = (
-            np.asarray(tokens), input_length, batch_size, seed, cfg)
+            as_token_stream(tokens), input_length, batch_size, seed, cfg)
         self.sentinel_ids, self.eos_id, self.pad_id = list(sentinel_ids), eos_id, pad_id
         self.decoder_start_id = pad_id if decoder_start_id is None else decoder_start_id
 

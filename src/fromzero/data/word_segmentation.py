@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
+from fromzero.data.token_shards import ShardedTokens, token_chunks
 from fromzero.errors import DataError
 
 
@@ -60,7 +61,8 @@ def chinese_word_ids(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]
     return out
 
 
-def chinese_word_starts(tokens: np.ndarray, vocab: Sequence[str], special_ids: Collection[int] = ()) -> np.ndarray:
+def chinese_word_starts(tokens: np.ndarray | ShardedTokens, vocab: Sequence[str],
+                        special_ids: Collection[int] = ()) -> np.ndarray:
     """Word starts of a token-id stream of Chinese text, segmented by jieba (see :func:`chinese_word_ids`).
 
     The text is rebuilt from the token strings (``vocab``: tokens by id; WordPiece ``##`` marks dropped;
@@ -71,7 +73,7 @@ def chinese_word_starts(tokens: np.ndarray, vocab: Sequence[str], special_ids: C
     parts: list[str] = []
     offsets: list[tuple[int, int]] = []
     pos = 0
-    for i in np.asarray(tokens).tolist():
+    for i in (i for _, chunk in token_chunks(tokens) for i in chunk.tolist()):
         piece = "\n" if i in special else pieces[i]
         offsets.append((pos, pos) if i in special else (pos, pos + len(piece)))
         parts.append(piece)
@@ -87,7 +89,23 @@ def word_starts_from_word_ids(word_ids: Sequence[int] | np.ndarray) -> np.ndarra
     return starts
 
 
-def wordpiece_word_starts(tokens: np.ndarray, vocab: Sequence[str]) -> np.ndarray:
-    """Word starts of a token-id stream for a WordPiece vocabulary (tokens by id): not a ``##`` token."""
-    continues = np.array([t.startswith("##") for t in vocab], dtype=bool)
-    return ~continues[np.asarray(tokens)]
+class TokenLookup:
+    """``table[tokens[key]]`` computed when indexed: a per-token property of a sharded stream (e.g. word
+    starts) without an array as long as the stream."""
+
+    def __init__(self, tokens: ShardedTokens, table: np.ndarray) -> None:
+        self.tokens, self.table = tokens, table
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.table[self.tokens[key]]
+
+
+def wordpiece_word_starts(tokens: np.ndarray | ShardedTokens, vocab: Sequence[str]) -> np.ndarray | TokenLookup:
+    """Word starts of a token-id stream for a WordPiece vocabulary (tokens by id): not a ``##`` token.
+
+    A :class:`ShardedTokens` stream gets a :class:`TokenLookup` (computed per window) instead of an array."""
+    starts = ~np.array([t.startswith("##") for t in vocab], dtype=bool)
+    return TokenLookup(tokens, starts) if isinstance(tokens, ShardedTokens) else starts[np.asarray(tokens)]
