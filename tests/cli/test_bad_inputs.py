@@ -143,6 +143,22 @@ def remove(*paths: str) -> Setup:
     return setup
 
 
+def slice_folder(name: str, index: int, count: int) -> Setup:
+    """Slice ``index`` of a ``prepare --slices count`` run over copies of the corpus (one file per slice)."""
+    def setup(ctx: Ctx) -> None:
+        from fromzero.data.prepare_options import PrepareOptions
+        from fromzero.data.prepare_stream import prepare_stream
+        from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
+
+        (ctx.tmp / "in").mkdir()
+        for i in range(count):
+            ctx.copy("corpus", f"in/part{i}.txt")
+        tok = train_tokenizer([(ctx.tmp / "in/part0.txt").read_text(encoding="utf-8")], TokenizerConfig())
+        prepare_stream([ctx.tmp / "in"], ctx.tmp / name, PrepareOptions(slices=count, slice=index), tokenizer=tok,
+                       progress=False)
+    return setup
+
+
 def gpt_run(name: str = "run", *edits: Setup) -> Setup:
     """A copy of the tiny trained GPT run (then ``edits``)."""
     return _all(lambda ctx: ctx.copy("gpt", name), *edits)
@@ -348,6 +364,16 @@ ROWS: list[Row] = [
         setup=_all(corpus(), folder("shards", "notes.txt")), out="shards"),
     row("prepare-unknown-tokenizer-choice", ["prepare", "pp.txt", "--out", "shards", "--tokenizer", "bpee"],
         "--tokenizer", "bpee", setup=corpus(), out="shards"),
+    row("prepare-slice-index-out-of-range", ["prepare", "pp.txt", "--out", "shards", "--slices", "2", "--slice", "2"],
+        "--slice", "[0, 1]", setup=corpus(), out="shards"),
+    row("prepare-more-slices-than-files", ["prepare", "pp.txt", "--out", "shards", "--slices", "2"],
+        "--slices 2", "1 file", setup=corpus(), out="shards"),
+    row("prepare-unreadable-parquet", ["prepare", "data.parquet", "--out", "shards"], "data.parquet", "Parquet",
+        setup=write("data.parquet", b"PAR1 this is not a parquet file PAR1"), out="shards"),
+    row("prepare-field-missing-in-a-row", ["prepare", "data.jsonl", "--out", "shards"], "data.jsonl:2", "'text'",
+        setup=write("data.jsonl", jsonl([{"text": "a first document"}, {"body": "no text field"}])), out="shards"),
+    row("prepare-merge-a-slice-missing", ["prepare", "merge", "s0", "--out", "merged"], "slice(s) [1] missing",
+        setup=_all(corpus(), slice_folder("s0", 0, 2)), out="merged"),
     # pretrain --------------------------------------------------------------------------------------------------
     row("pretrain-missing-recipe", PRETRAIN, "recipe.yaml", "not found", out="run_out"),
     row("pretrain-issue-1-binary-recipe", PRETRAIN, "recipe.yaml", "UTF-8", setup=binary("recipe.yaml"),

@@ -117,7 +117,8 @@ def test_prepare_command(tmp_path: Path, small_corpus: Path, capsys: pytest.Capt
     assert main(["prepare", str(small_corpus), "--out", str(tmp_path / "shards"), "--tokenizer", "bpe",
                  "--vocab-size", "300"]) == 0
     assert "train" in capsys.readouterr().out
-    assert (tmp_path / "shards" / "train.bin").stat().st_size > 0
+    assert (tmp_path / "shards" / "train-00000.bin").stat().st_size > 0
+    assert (tmp_path / "shards" / "manifest.json").is_file()
     assert main(["prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
     assert "missing.txt" in capsys.readouterr().err
 

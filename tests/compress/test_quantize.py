@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from fromzero.compress.calibration import calibration_batches
 from fromzero.compress.gptq import HessianAccumulator, gptq_quantize
@@ -122,24 +121,27 @@ def test_quantized_run_reloads_bit_identically_and_generates(tiny_run: Path, tmp
 
 
 def test_dynamic_int8_logits_close_to_float(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Tolerance: every logit within 0.3% of the logits' range (max - min) and the softmax within 0.002 in
-    total variation. Each int8 rounding moves a layer's output by ~1/127 of its scale (weights per channel,
-    7-bit activations per token), and the float embeddings, norms and tied head around the quantized blocks
-    dilute that in the logits: on this run the error measured 0.07% of the range. 0.3% is ~4x that and
-    below weight-only int4's error on the same run (~0.4%), so int4-level error or a wrong bias or
-    rescale fails it (the per-token bound itself is tested in tests/nn/test_quantized_linear.py)."""
-    code, printed, _ = _main(["compress", "quantize", str(tiny_run), "--mode", "dynamic-int8", "--calibration",
-                              "2", "--out", str(tmp_path / "int8"), "--no-progress"], capsys)
-    assert code == 0 and "8 linear layers quantized, 1 kept float (lm_head)" in printed
-    float_model, int8 = load_run(tiny_run).model, load_run(tmp_path / "int8").model
-    assert all(m.mode == "dynamic-int8" for m in int8.modules() if isinstance(m, QuantizedLinear))
-    ids = torch.randint(0, 60, (4, 32), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        want, got = float_model(ids), int8(ids)
-    spread = float(want.max() - want.min())
-    assert (got - want).abs().max() <= 0.003 * spread
-    tv = 0.5 * (F.softmax(got, -1) - F.softmax(want, -1)).abs().sum(-1)
-    assert tv.max() < 0.002 and not torch.equal(got, want)
+    """Reference: weight-only int4 (group 32) of the same run on the same inputs. int8 steps are 16x finer, so
+    dynamic int8 (weights per channel, 7-bit activations per token) must stay well inside int4's error: its max
+    and mean logit error at most half of int4's (measured 0.13-0.21x on two tiny runs trained on different
+    splits, whose absolute errors differed 10x: a 30-step model's sensitivity to rounding varies, the ratio
+    does not). A wrong bias or rescale lands far above int4 and fails it (the per-token bound itself is
+    tested in tests/nn/test_quantized_linear.py)."""
+    errors = {}
+    for mode, extra in (("dynamic-int8", []), ("weight-int4", ["--group-size", "32"])):
+        out = tmp_path / mode
+        code, printed, _ = _main(["compress", "quantize", str(tiny_run), "--mode", mode, "--calibration", "2",
+                                  "--out", str(out), "--no-progress", *extra], capsys)
+        assert code == 0 and "8 linear layers quantized, 1 kept float (lm_head)" in printed
+        model = load_run(out).model
+        assert all(m.mode == mode for m in model.modules() if isinstance(m, QuantizedLinear))
+        ids = torch.randint(0, 60, (4, 32), generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            want, got = load_run(tiny_run).model(ids), model(ids)
+        assert not torch.equal(got, want)
+        errors[mode] = (got - want).abs()
+    int8, int4 = errors["dynamic-int8"], errors["weight-int4"]
+    assert int8.max() <= 0.5 * int4.max() and int8.mean() <= 0.5 * int4.mean()
 
 
 def _main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:

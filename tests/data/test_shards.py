@@ -13,7 +13,7 @@ from fromzero.data.shards import ShardInfo, load_shards, prepare_corpus
 from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
 from fromzero.errors import DataError
 
-FILES = ("tokenizer.json", "train.bin", "val.bin", "meta.json")
+FILES = ("tokenizer.json", "train-00000.bin", "val-00000.bin", "report.json", "manifest.json")
 CHAR = TokenizerConfig(kind="char")
 
 
@@ -33,49 +33,44 @@ def _prepare(corpus: Path, out: Path, **kwargs: object) -> ShardInfo:
     return prepare_corpus([corpus], out, CHAR, progress=False, **kwargs)
 
 
-def _reference_stream(corpus: Path, tok: Tokenizer) -> list[int]:
-    """Documents in sorted file order, joined by the end-of-text id (independent of shards.py)."""
+def _documents(corpus: Path, tok: Tokenizer) -> list[list[int]]:
+    """Each non-empty document's ids plus end-of-text, in sorted file order (independent of the pipeline)."""
     rows = [json.loads(line)["text"] for line in (corpus / "rows.jsonl").read_text().splitlines()]
     texts = [(corpus / "novel.txt").read_text(encoding="utf-8")] + [t for t in rows if t.strip()]
-    stream: list[int] = []
-    for i, text in enumerate(texts):
-        stream += ([tok.eos_id] if i else []) + tok.encode(text)
-    return stream
+    return [[*tok.encode(text), tok.eos_id] for text in texts]
 
 
-def test_partition_of_the_stream(corpus: Path, tmp_path: Path) -> None:
+def test_every_document_is_split_between_train_and_val(corpus: Path, tmp_path: Path) -> None:
     info = _prepare(corpus, tmp_path)
     train, val, meta = load_shards(tmp_path)
-    tok = Tokenizer.load(info.tokenizer_path)
-    stream = _reference_stream(corpus, tok)
-    assert meta == info.meta
-    assert meta["train_tokens"] + meta["val_tokens"] == len(stream) == train.size + val.size
-    assert stream.count(tok.eos_id) == 3  # four non-empty documents
-    assert (meta["dtype"], meta["tokenizer_kind"], meta["format_version"]) == ("uint16", "char", 1)
-    assert train.dtype == np.uint16 and not train.flags.writeable
-    # Rebuild the stream chunk by chunk: every chunk comes from exactly one split, in order.
-    size, val_chunks = meta["chunk_tokens"], set(meta["val_chunks"])
-    n_chunks = -(-len(stream) // size)
-    assert len(val_chunks) == round(0.1 * n_chunks)
-    rebuilt, pos = [], {"train": 0, "val": 0}
-    for i in range(n_chunks):
-        name, split = ("val", val) if i in val_chunks else ("train", train)
-        length = min(size, len(stream) - i * size)
-        rebuilt += split[pos[name] : pos[name] + length].tolist()
-        pos[name] += length
-    assert rebuilt == stream
-    assert pos == {"train": train.size, "val": val.size}
+    docs = _documents(corpus, Tokenizer.load(info.tokenizer_path))
+    assert meta["train_tokens"] + meta["val_tokens"] == sum(map(len, docs)) == len(train) + len(val)
+    assert (meta["dtype"], meta["tokenizer_kind"], meta["format_version"]) == ("uint16", "char", 2)
+    assert train.dtype == np.uint16 and meta["documents"] == 4
+    # The novel (59 chunks of 512) gives every 10th chunk to val (5 or 6, by its offset);
+    # the short rows go whole to one split.
+    novel, rows = docs[0], docs[1:]
+    chunks = [novel[i : i + 512] for i in range(0, len(novel), 512)]
+    val_list, train_list = val[0 : len(val)].tolist(), train[0 : len(train)].tolist()
+    held = [c for c in chunks if _contains(val_list, c)]
+    assert len(held) in (5, 6) and all(_contains(train_list, c) for c in chunks if c not in held)
+    assert all(_contains(train_list, r) != _contains(val_list, r) for r in rows)
+
+
+def _contains(stream: list[int], part: list[int]) -> bool:
+    n = len(part)
+    return any(stream[i : i + n] == part for i in range(len(stream) - n + 1))
 
 
 def test_deterministic_bytes_and_seed(corpus: Path, tmp_path: Path) -> None:
-    a = _prepare(corpus, tmp_path / "a")
+    _prepare(corpus, tmp_path / "a")
     b = _prepare(corpus, tmp_path / "b")
     for name in FILES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     c = _prepare(corpus, tmp_path / "c", seed=7)
-    assert c.meta["val_chunks"] != a.meta["val_chunks"]
+    assert (tmp_path / "c" / "val-00000.bin").read_bytes() != (tmp_path / "a" / "val-00000.bin").read_bytes()
     assert c.meta["val_tokens"] + c.meta["train_tokens"] == b.meta["val_tokens"] + b.meta["train_tokens"]
-    assert not list((tmp_path / "a").glob(".*"))  # no temp files left behind
+    assert not list((tmp_path / "a").glob(".*"))  # no temp files or resume state left behind
 
 
 def test_bpe_shards_and_given_tokenizer(corpus: Path, tmp_path: Path) -> None:
@@ -86,31 +81,52 @@ def test_bpe_shards_and_given_tokenizer(corpus: Path, tmp_path: Path) -> None:
     given = prepare_corpus([corpus], tmp_path / "given", tokenizer=tok, progress=False)
     assert given.meta["vocab_size"] == tok.vocab_size
     train, val, _ = load_shards(tmp_path / "given")
-    assert tok.unk_id in np.concatenate([train, val])
+    assert tok.unk_id in np.concatenate([train[0 : len(train)], val[0 : len(val)]])
 
 
-def test_tiny_corpus_shrinks_chunks(tmp_path: Path) -> None:
-    (tmp_path / "tiny.txt").write_text("abcdefghij" * 5, encoding="utf-8")  # 50 tokens
+def test_tiny_corpus_still_gets_a_validation_split(tmp_path: Path) -> None:
+    (tmp_path / "tiny.txt").write_text("abcdefghij" * 5, encoding="utf-8")  # 50 tokens + end-of-text
     info = prepare_corpus([tmp_path / "tiny.txt"], tmp_path / "out", CHAR, progress=False)
-    assert info.meta["chunk_tokens"] == 5
-    assert len(info.meta["val_chunks"]) == 1
-    assert (info.meta["train_tokens"], info.meta["val_tokens"]) == (45, 5)
+    assert info.meta["val_tokens"] >= 1 and info.meta["train_tokens"] + info.meta["val_tokens"] == 51
 
 
 def test_val_fraction_zero(tmp_path: Path) -> None:
     (tmp_path / "t.txt").write_text("hello world", encoding="utf-8")
     info = prepare_corpus([tmp_path / "t.txt"], tmp_path / "out", CHAR, val_fraction=0, progress=False)
     train, val, meta = load_shards(info.out_dir)
-    assert (train.size, val.size, meta["val_chunks"]) == (11, 0, [])
+    assert (len(train), len(val), meta["shards"]["val"]) == (12, 0, [])
     (tmp_path / "one.txt").write_text("x", encoding="utf-8")
+    no_eos = train_tokenizer(["x"], TokenizerConfig(kind="char", special_tokens=["<unk>"]))
     with pytest.raises(DataError, match="only 1 token.*too few to split"):
-        prepare_corpus([tmp_path / "one.txt"], tmp_path / "o2", CHAR, progress=False)
+        prepare_corpus([tmp_path / "one.txt"], tmp_path / "o2", tokenizer=no_eos, progress=False)
+    assert not (tmp_path / "o2").exists()  # a failed fresh run leaves nothing behind
+
+
+def _single_file_folder(folder: Path, corpus: Path) -> None:
+    """The format-1 layout older versions wrote: train.bin, val.bin, meta.json (built here by hand)."""
+    folder.mkdir()
+    tok = train_tokenizer([(corpus / "novel.txt").read_text(encoding="utf-8")], CHAR)
+    tok.save(folder / "tokenizer.json")
+    ids = np.array(tok.encode((corpus / "novel.txt").read_text(encoding="utf-8")), dtype="<u2")
+    ids[:27_000].tofile(folder / "train.bin")
+    ids[27_000:].tofile(folder / "val.bin")
+    meta = {"dtype": "uint16", "vocab_size": tok.vocab_size, "train_tokens": 27_000,
+            "val_tokens": len(ids) - 27_000, "format_version": 1, "tokenizer_kind": "char"}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_single_file_folders_still_load(corpus: Path, tmp_path: Path) -> None:
+    _single_file_folder(tmp_path / "old", corpus)
+    train, val, meta = load_shards(tmp_path / "old")
+    assert (train.size, meta["format_version"]) == (27_000, 1) and not train.flags.writeable
+    assert val.size == meta["val_tokens"] > 0
 
 
 def test_load_errors(corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such directory; run `fromzero prepare`"):
         load_shards(tmp_path / "nowhere")
-    _prepare(corpus, tmp_path)
+    _single_file_folder(tmp_path / "old", corpus)
+    tmp_path = tmp_path / "old"
     train_bin, meta_path = tmp_path / "train.bin", tmp_path / "meta.json"
     original = meta_path.read_text()
 

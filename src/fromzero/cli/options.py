@@ -64,6 +64,20 @@ probability = _number(float, 0.0, 1.0, low_open=True)  # (0, 1]: top-p
 unit_interval = _number(float, 0.0, 1.0)  # [0, 1]: a threshold
 fraction_below_one = _number(float, 0.0, 1.0, high_open=True)  # [0, 1): a held-out share
 port_number = _number(int, 0, 65535)
+_SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: a positive integer, optionally with a k/M/G/T suffix (``100M`` = 100,000,000)."""
+    scale = _SUFFIXES.get(text[-1:].lower(), 1)
+    digits = text[:-1] if scale > 1 else text
+    try:
+        value = int(float(digits) * scale) if scale > 1 else int(digits)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count like 100000, 100M or 2G, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
 
 
 def from_options(cls: type[T], values: Mapping[str, Any], renamed: Mapping[str, str] | None = None) -> T:

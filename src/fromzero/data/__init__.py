@@ -1,25 +1,34 @@
 """Data: raw text -> documents -> tokenizer -> token shards -> batches.
 
 The package imports only ``fromzero.config``, ``errors`` and ``atomic``
-plus numpy, torch and tokenizers (and ``progress`` for its loops).
+plus numpy, torch, tokenizers, pyarrow and datasketch (and ``progress`` for its loops).
+Names are imported lazily, so ``fromzero prepare`` and its worker processes
+load neither torch nor the batchers they do not use.
 """
 
-from fromzero.data.corpus import Document, iter_documents, resolve_input
-from fromzero.data.loader import RandomWindows, sequential_windows
-from fromzero.data.shards import ShardInfo, load_shards, prepare_corpus
-from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, dtype_for_vocab, train_tokenizer
+from __future__ import annotations
 
-__all__ = [
-    "Document",
-    "RandomWindows",
-    "ShardInfo",
-    "Tokenizer",
-    "TokenizerConfig",
-    "dtype_for_vocab",
-    "iter_documents",
-    "load_shards",
-    "prepare_corpus",
-    "resolve_input",
-    "sequential_windows",
-    "train_tokenizer",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "Document": "corpus",
+    "iter_documents": "corpus",
+    "resolve_input": "corpus",
+    "RandomWindows": "loader",
+    "sequential_windows": "loader",
+    "ShardInfo": "shards",
+    "load_shards": "shards",
+    "prepare_corpus": "shards",
+    "Tokenizer": "tokenizers",
+    "TokenizerConfig": "tokenizers",
+    "dtype_for_vocab": "tokenizers",
+    "train_tokenizer": "tokenizers",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'fromzero.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"fromzero.data.{_HOMES[name]}"), name)

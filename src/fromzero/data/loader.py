@@ -16,27 +16,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from fromzero.data.hashing import batch_seed, splitmix64
 from fromzero.errors import DataError
 
+__all__ = ["IGNORE_INDEX", "RandomWindows", "RankRows", "batch_seed", "count_windows", "rank_rows",
+           "sequential_windows", "splitmix64"]
+
 IGNORE_INDEX = -100  # label value cross-entropy skips (PyTorch's default ignore_index)
-_MASK64 = (1 << 64) - 1
-
-
-def splitmix64(x: int) -> int:
-    """One SplitMix64 step: a stable, well-mixed 64-bit hash of ``x`` (unlike Python's ``hash``)."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def batch_seed(seed: int, step: int, micro: int = 0) -> int:
-    """64-bit generator seed for one micro-batch; chained so (step, micro) pairs never alias linearly."""
-    h = splitmix64(seed & _MASK64)
-    h = splitmix64(h ^ (step & _MASK64))
-    return splitmix64(h ^ (micro & _MASK64))
-
-
 def _check_tokens(tokens: np.ndarray) -> None:
     if tokens.ndim != 1:
         raise ValueError(f"tokens must be a 1-D array, got shape {tokens.shape}")

@@ -1,17 +1,15 @@
-"""Corpus -> token shards on disk: ``tokenizer.json``, ``train.bin``, ``val.bin``, ``meta.json``.
+"""Prepared token folders: write them (:func:`prepare_corpus`) and read them back (:func:`load_shards`).
 
-The token stream (documents joined by the end-of-text token) is cut into
-consecutive chunks; a seeded random subset of chunks is the validation
-split, so validation text is spread over the corpus yet never overlaps
-training text. Each ``.bin`` is a raw little-endian numpy array readable
-with ``np.memmap``; ``meta.json`` is written last and marks completion.
-Same inputs and seed give byte-identical files.
+``prepare_corpus`` is the streaming pipeline of
+:mod:`fromzero.data.prepare_stream`: ``tokenizer.json``, ``train-NNNNN.bin``
+/ ``val-NNNNN.bin`` shards and ``manifest.json`` (format 2). ``load_shards``
+reads those as one memmapped stream per split, and still reads the single-file
+folders of format 1 (``train.bin``, ``val.bin``, ``meta.json``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,78 +17,28 @@ from typing import Any
 
 import numpy as np
 
-from fromzero.atomic import require_new_folder, write_text, write_with
-from fromzero.data.corpus import iter_documents
-from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, dtype_for_vocab, train_tokenizer
-from fromzero.errors import ConfigError, DataError
-from fromzero.progress import progress as progress_bar
+from fromzero.data.prepare_options import PrepareOptions
+from fromzero.data.prepare_stream import prepare_stream
+from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, dtype_for_vocab
+from fromzero.errors import DataError
 
-FORMAT_VERSION = 1
-MIN_CHUNKS = 10  # tiny corpora get smaller chunks so a validation split is still possible
-_ENCODE_BATCH_DOCS = 64
+FORMAT_VERSION = 1  # the single-file layout this module still reads
 _META_KEYS = ("dtype", "vocab_size", "train_tokens", "val_tokens", "format_version")
 _PREPARE_HINT = "run `fromzero prepare` to create it"
 
 
 @dataclass
 class ShardInfo:
-    """Where :func:`prepare_corpus` wrote its files, and the metadata it recorded."""
+    """Where :func:`prepare_corpus` wrote its files, and the manifest it recorded."""
 
     out_dir: Path
     tokenizer_path: Path
-    train_path: Path
-    val_path: Path
-    meta_path: Path
+    manifest_path: Path
     meta: dict[str, Any]
 
 
-def _encode_stream(docs: list[str], tokenizer: Tokenizer, progress: bool) -> np.ndarray:
-    """All documents encoded and joined by the end-of-text token (when the tokenizer has one)."""
-    dtype = dtype_for_vocab(tokenizer.vocab_size)
-    sep = np.array([] if tokenizer.eos_id is None else [tokenizer.eos_id], dtype=dtype)
-    parts: list[np.ndarray] = []
-    with progress_bar(total=len(docs), unit="doc", desc="encoding", enabled=progress) as bar:
-        for start in range(0, len(docs), _ENCODE_BATCH_DOCS):
-            batch = docs[start : start + _ENCODE_BATCH_DOCS]
-            for ids in tokenizer.encode_batch(batch):
-                if parts:
-                    parts.append(sep)
-                parts.append(np.asarray(ids, dtype=dtype))
-            bar.update(len(batch))
-    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-
-def _split_chunks(n_tokens: int, chunk_tokens: int, val_fraction: float, seed: int) -> tuple[int, list[int]]:
-    """(chunk size actually used, sorted validation chunk indices)."""
-    if n_tokens < MIN_CHUNKS * chunk_tokens:
-        chunk_tokens = max(1, n_tokens // MIN_CHUNKS)
-    n_chunks = math.ceil(n_tokens / chunk_tokens)
-    if val_fraction == 0:
-        return chunk_tokens, []
-    if n_chunks < 2:
-        raise DataError(
-            f"the corpus has only {n_tokens} token(s), too few to split off a validation set; "
-            "add more text or use val_fraction=0"
-        )
-    n_val = min(max(1, round(val_fraction * n_chunks)), n_chunks - 1)
-    rng = np.random.default_rng(seed)
-    val = sorted(int(i) for i in rng.choice(n_chunks, size=n_val, replace=False))
-    return chunk_tokens, val
-
-
-def _gather(stream: np.ndarray, chunk_tokens: int, chunks: Sequence[int]) -> np.ndarray:
-    parts = [stream[i * chunk_tokens : (i + 1) * chunk_tokens] for i in chunks]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=stream.dtype)
-
-
-def _write_array(path: Path, array: np.ndarray) -> None:
-    # "<" pins little-endian so shards are portable; on x86/ARM this is a no-op (no copy).
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    write_with(path, little.tofile)
-
-
 def prepare_corpus(
-    inputs: Sequence[str | Path],
+    inputs: Sequence[str | Path] | str | Path,
     out_dir: str | Path,
     tokenizer_cfg: TokenizerConfig | None = None,
     *,
@@ -99,45 +47,22 @@ def prepare_corpus(
     chunk_tokens: int = 4096,
     text_field: str = "text",
     tokenizer: Tokenizer | None = None,
+    options: PrepareOptions | None = None,
     progress: bool = True,
 ) -> ShardInfo:
-    """Read ``inputs``, train (or reuse) a tokenizer, encode, split and write the shards to ``out_dir``.
+    """Read ``inputs``, train (or reuse) a tokenizer, clean, encode, split and shard them into ``out_dir``.
 
-    ``val_fraction`` of the ``chunk_tokens``-long chunks (at least one, unless
-    it is 0) go to ``val.bin``, chosen with ``numpy.random.default_rng(seed)``;
-    both splits keep the original order. Every file is written atomically.
+    ``options`` sets everything (workers, shard size, cleaning, slices); without it the keyword
+    arguments give the options of a recipe's ``data`` section, encoded in this process.
     """
-    if not 0 <= val_fraction < 1:
-        raise ConfigError(f"val_fraction: must be in [0, 1), got {val_fraction}")
-    if chunk_tokens < 1:
-        raise ConfigError(f"chunk_tokens: must be >= 1, got {chunk_tokens}")
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    require_new_folder(out_dir, "choose a new output folder or delete this one")
-    texts = [doc.text for doc in iter_documents(inputs, text_field=text_field)]
-    if tokenizer is None:
-        tokenizer = train_tokenizer(texts, tokenizer_cfg or TokenizerConfig())
-    stream = _encode_stream(texts, tokenizer, progress)
-    if stream.size == 0:
-        raise DataError(f"no tokens produced from {', '.join(map(str, inputs))}; add text")
-    chunk_tokens, val_chunks = _split_chunks(stream.size, chunk_tokens, val_fraction, seed)
-    n_chunks = math.ceil(stream.size / chunk_tokens)
-    val_set = set(val_chunks)
-    train = _gather(stream, chunk_tokens, [i for i in range(n_chunks) if i not in val_set])
-    val = _gather(stream, chunk_tokens, val_chunks)
-
+    if options is None:
+        options = PrepareOptions(val_fraction=val_fraction, seed=seed, chunk_tokens=chunk_tokens,
+                                 text_field=text_field)
+    manifest = prepare_stream(inputs, out_dir, options, tokenizer_cfg=tokenizer_cfg, tokenizer=tokenizer,
+                              progress=progress)
     out = Path(out_dir)
-    meta = {"dtype": stream.dtype.name, "vocab_size": tokenizer.vocab_size, "train_tokens": int(train.size),
-            "val_tokens": int(val.size), "seed": seed, "val_fraction": val_fraction, "chunk_tokens": chunk_tokens,
-            "val_chunks": val_chunks, "sources": [str(s) for s in inputs], "documents": len(texts),
-            "tokenizer_kind": tokenizer.kind, "format_version": FORMAT_VERSION}
-    info = ShardInfo(out_dir=out, tokenizer_path=out / "tokenizer.json", train_path=out / "train.bin",
-                     val_path=out / "val.bin", meta_path=out / "meta.json", meta=meta)
-    tokenizer.save(info.tokenizer_path)
-    _write_array(info.train_path, train)
-    _write_array(info.val_path, val)
-    write_text(info.meta_path, json.dumps(info.meta, indent=2, ensure_ascii=False) + "\n")  # last: completion
-    return info
+    return ShardInfo(out_dir=out, tokenizer_path=out / "tokenizer.json", manifest_path=out / "manifest.json",
+                     meta=manifest)
 
 
 def _read_meta(meta_path: Path) -> dict[str, Any]:
@@ -184,8 +109,11 @@ def _open_split(path: Path, dtype: np.dtype, expected: int) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
-def load_shards(directory: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(train tokens, val tokens, meta) from a :func:`prepare_corpus` folder, as read-only memmaps.
+def load_shards(directory: str | Path, verify: str = "sha256") -> tuple[Any, Any, dict[str, Any]]:
+    """(train tokens, val tokens, meta) from a prepared folder, as read-only memmapped streams.
+
+    A sharded folder gives :class:`~fromzero.data.token_shards.ShardedTokens` (every shard's size, and with
+    ``verify="sha256"`` its hash, checked against the manifest); a single-file folder gives memmaps.
 
     An empty split (``val_fraction=0``) comes back as a read-only empty array.
     Missing or inconsistent files raise a :class:`DataError` naming the file.
@@ -193,6 +121,10 @@ def load_shards(directory: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: no such directory; {_PREPARE_HINT}")
+    if not (directory / "meta.json").is_file():  # format 2 (or an interrupted prepare, which it explains)
+        from fromzero.data.token_shards import open_manifest
+
+        return open_manifest(directory, verify=verify)
     meta = _read_meta(directory / "meta.json")
     dtype = np.dtype(meta["dtype"]).newbyteorder("<")
     tokenizer = Tokenizer.load(directory / "tokenizer.json")

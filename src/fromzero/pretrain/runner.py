@@ -18,6 +18,7 @@ from torch import nn
 from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, load_yaml
 from fromzero.data.shards import load_shards, prepare_corpus
+from fromzero.data.token_shards import token_counts
 from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, context_length
@@ -63,7 +64,7 @@ def _prepare_data(recipe: PretrainRecipe, run_dir: Path, resume: bool, progress:
             raise ConfigError(f"data.prepared: {prepared} was encoded with another tokenizer than init's "
                               f"({recipe.init}); use data.inputs to encode the text with init's tokenizer")
         return shards, prepared
-    if resume and (data_dir / "meta.json").exists():
+    if resume and any((data_dir / name).exists() for name in ("manifest.json", "meta.json")):
         return load_shards(data_dir), data_dir
     if recipe.init:
         prepare_corpus(recipe.data.inputs, data_dir, tokenizer=init_tokenizer(recipe.init, specials),
@@ -83,8 +84,10 @@ def _start_run_dir(run_dir: Path, saved: dict[str, Any], tokenizer: Tokenizer) -
 
 
 def unigram_entropy(tokens) -> float:
-    """Entropy (nats/token) of the token frequency distribution: the loss of a model that ignores context."""
-    counts = torch.bincount(torch.from_numpy(tokens.astype("int64")))
+    """Entropy (nats/token) of the token frequency distribution: the loss of a model that ignores context.
+
+    Counted a chunk at a time, so a sharded corpus is never loaded whole."""
+    counts = torch.from_numpy(token_counts(tokens))
     p = counts[counts > 0].double() / counts.sum()
     return float(-(p * p.log()).sum())
 
