@@ -132,6 +132,32 @@ def truncate(path: str, keep: int = 100) -> Setup:
     return setup
 
 
+def flip_byte(path: str, offset: int = 10) -> Setup:
+    """One byte of ``path`` changed in place (same size: only a checksum can tell)."""
+    def setup(ctx: Ctx) -> None:
+        data = bytearray((ctx.tmp / path).read_bytes())
+        data[offset] ^= 0xFF
+        (ctx.tmp / path).write_bytes(bytes(data))
+    return setup
+
+
+def other_tokenizer(path: str) -> Setup:
+    """``path`` replaced by a tokenizer trained on other text (same kind, other vocabulary)."""
+    def setup(ctx: Ctx) -> None:
+        from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
+
+        train_tokenizer(["a tokenizer of other text, 0123456789"], TokenizerConfig()).save(ctx.tmp / path)
+    return setup
+
+
+def interrupted(prepared: str, name: str) -> Setup:
+    """A copy of a prepared folder as a killed ``prepare`` leaves it: resume state, no manifest."""
+    def setup(ctx: Ctx) -> None:
+        shutil.copytree(ctx.tmp / prepared, ctx.tmp / name)
+        (ctx.tmp / name / "manifest.json").rename(ctx.tmp / name / ".prepare-state.json")
+    return setup
+
+
 def remove(*paths: str) -> Setup:
     def setup(ctx: Ctx) -> None:
         for p in paths:
@@ -457,6 +483,15 @@ ROWS: list[Row] = [
     row("eval-issue-6-seq-len-beyond-context", ["eval", "run", "--seq-len", "1000"], "--seq-len", "1000", "32",
         "--stride", setup=gpt_run()),
     row("eval-stride-0", ["eval", "run", "--stride", "0"], "--stride", "0", setup=gpt_run()),
+    row("eval-shard-sha256-mismatch", ["eval", "run"], "val-00000.bin", "sha256",
+        setup=gpt_run("run", flip_byte("run/data/val-00000.bin"))),
+    row("eval-shard-truncated", ["eval", "run"], "train-00000.bin", "truncated",
+        setup=gpt_run("run", truncate("run/data/train-00000.bin"))),
+    row("eval-shards-of-another-tokenizer", ["eval", "run"], "tokenizer.json", "sha256",
+        setup=gpt_run("run", other_tokenizer("run/data/tokenizer.json"))),
+    row("pretrain-prepared-folder-interrupted", PRETRAIN, "prep", "incomplete", "same `fromzero prepare`",
+        setup=_all(gpt_run(), interrupted("run/data", "prep"),
+                   write("recipe.yaml", "model: {name: gpt-char-tiny}\ndata: {prepared: prep}\n")), out="run_out"),
     row("eval-batch-size-0", ["eval", "run", "--batch-size", "0"], "--batch-size", "0", setup=gpt_run()),
     row("eval-data-binary", ["eval", "run", "--data", "data.txt"], "data.txt", "UTF-8",
         setup=_all(gpt_run(), binary("data.txt"))),
