@@ -178,6 +178,11 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
                     leave=leave, file=file, interval=interval)
 
 
+def reporting() -> bool:
+    """False inside :func:`silenced` (what a process that reports for this one, e.g. a worker, should follow)."""
+    return not _silenced
+
+
 @contextlib.contextmanager
 def silenced() -> Iterator[None]:
     """Inside this block no reporter prints anything (what a command's ``--no-progress`` means everywhere)."""

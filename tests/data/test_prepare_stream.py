@@ -226,3 +226,15 @@ def test_near_duplicates_are_dropped_with_the_flag_whatever_the_workers(tmp_path
     assert outs[0] == outs[1]
     plain = prepare_stream([path], tmp_path / "plain", _options(), tokenizer_cfg=CHAR, progress=False)
     assert plain["report"]["dropped"] == {} and plain["documents"] == 41
+
+
+def test_a_large_corpus_trains_its_tokenizer_in_a_child_process_to_the_same_file(corpus, reference, tmp_path,
+                                                                                   monkeypatch) -> None:
+    import fromzero.data.prepare_stream as stream
+
+    monkeypatch.setattr(stream, "_CHILD_TRAINING_BYTES", 0)  # every corpus counts as large
+    prepare_stream([corpus[0]], tmp_path / "child", _options(workers=2), tokenizer_cfg=CHAR, progress=False)
+    assert folder_bytes(tmp_path / "child") == folder_bytes(reference)
+    (tmp_path / "blank.jsonl").write_text('{"text": "  "}\n')
+    with pytest.raises(DataError, match="blank.jsonl: every document is empty"):  # raised in the child, shown here
+        prepare_stream([tmp_path / "blank.jsonl"], tmp_path / "x", _options(), tokenizer_cfg=CHAR, progress=False)

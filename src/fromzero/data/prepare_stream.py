@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tokenizers as hf_tokenizers
 
 from fromzero.atomic import require_new_folder, write_text, write_with
 from fromzero.data.corpus import Document, input_files, iter_file_documents
@@ -37,9 +39,12 @@ from fromzero.data.tokenizer_sample import sample_texts
 from fromzero.data.tokenizers import Tokenizer, TokenizerConfig, dtype_for_vocab, train_tokenizer
 from fromzero.errors import ConfigError, DataError
 from fromzero.progress import progress as progress_bar
+from fromzero.progress import reporting
 
 _BATCH_DOCS = 256
-_BATCH_BYTES = 4 << 20  # characters per encoding batch: large enough to amortise a worker round trip
+_BATCH_BYTES = 1 << 20  # characters per batch: amortises a worker round trip, while the tokenizer's output
+#                         for a batch (ids, offsets, token strings) stays small in memory
+_CHILD_TRAINING_BYTES = 64 << 20  # inputs from this size on train their tokenizer in a child process
 
 
 def slice_files(files: list[InputFile], options: PrepareOptions) -> list[InputFile]:
@@ -65,23 +70,34 @@ def _fingerprint(inputs: Sequence[str | Path], files: Sequence[InputFile], optio
 
 def _tokenizer(files: Sequence[InputFile], options: PrepareOptions, cfg: TokenizerConfig | None,
                given: Tokenizer | None, progress: bool) -> Tokenizer:
-    """The given tokenizer, or one trained on a bounded sample of the cleaned documents."""
+    """The given tokenizer, or one trained on a bounded sample of the cleaned documents.
+
+    A large corpus trains in a child process: the sample and the trainer's buffers (several times the
+    sample) go back to the system when it exits instead of staying in this process's heap."""
     if given is not None:
         return given
     if options.slices > 1:
         raise ConfigError("prepare --slices: every slice must encode with the same tokenizer; train one first "
                           "(`fromzero prepare INPUTS --out DIR --tokenizer-only`) and pass --tokenizer-file "
                           "DIR/tokenizer.json")
+    args = (list(files), options, cfg or TokenizerConfig(), progress and reporting())
+    if sum(f.path.stat().st_size for f in files) < _CHILD_TRAINING_BYTES:
+        return Tokenizer.from_hf(hf_tokenizers.Tokenizer.from_str(_sample_and_train(*args)))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return Tokenizer.from_hf(hf_tokenizers.Tokenizer.from_str(pool.apply(_sample_and_train, args)))
+
+
+def _sample_and_train(files: list[InputFile], options: PrepareOptions, cfg: TokenizerConfig, progress: bool) -> str:
+    """tokenizer.json text of a tokenizer trained on the seeded sample (run here or in a child process)."""
     # leave=False: no closing line, so an error in the inputs is the only line on stderr
     docs = progress_bar(_documents(files, options.text_field), desc="sampling for the tokenizer", unit="doc",
                         leave=False, enabled=progress)
-    kept = sample_candidates(iter(docs), options)
-    sample = sample_texts(kept, options.tokenizer_sample_bytes, options.seed)
+    sample = sample_texts(sample_candidates(iter(docs), options), options.tokenizer_sample_bytes, options.seed)
     if not sample:
         names = ", ".join(str(f.path) for f in files)
         raise DataError(f"no text found in {names}: every document is empty or was dropped; add text or "
                         "relax the filters")
-    return train_tokenizer(sample, cfg or TokenizerConfig())
+    return train_tokenizer(sample, cfg).hf.to_str()
 
 
 def write_sample_tokenizer(inputs: Sequence[str | Path], out_dir: str | Path, options: PrepareOptions,
