@@ -1,4 +1,4 @@
-"""Small generated corpora for the streaming ``prepare`` tests: distinct documents of varied length."""
+"""Small generated corpora for the data tests (distinct documents of varied length), and their error helper."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from fromzero.data.corpus import iter_documents
+from fromzero.errors import DataError
 
 WORDS = [
     "the", "of", "and", "to", "a", "in", "that", "it", "was", "her", "his", "she", "he", "you", "not", "be", "had",
@@ -45,3 +49,12 @@ def read_split(folder: Path, split: str) -> np.ndarray:
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     """Every file of ``folder`` (the manifest and report included) by name."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def corpus_error(inputs: list[str | Path], **kwargs: object) -> str:
+    """The one-line DataError message ``iter_documents(inputs, **kwargs)`` raises."""
+    with pytest.raises(DataError) as info:
+        list(iter_documents(inputs, **kwargs))
+    message = str(info.value)
+    assert "\n" not in message
+    return message

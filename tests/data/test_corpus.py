@@ -8,20 +8,12 @@ from pathlib import Path
 import pytest
 
 from fromzero.data.corpus import Document, bundled_names, iter_documents, resolve_input
-from fromzero.errors import DataError
+from prepared_corpus import corpus_error
 
 
 def _jsonl(path: Path, rows: list[object]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-def _error(inputs: list[str | Path], **kwargs: object) -> str:
-    with pytest.raises(DataError) as info:
-        list(iter_documents(inputs, **kwargs))
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def test_bundled_corpus_resolves_and_reads() -> None:
@@ -36,7 +28,7 @@ def test_bundled_corpus_resolves_and_reads() -> None:
 
 
 def test_unknown_bundled_name_lists_available() -> None:
-    message = _error(["bundled:moby_dick"])
+    message = corpus_error(["bundled:moby_dick"])
     assert "bundled:moby_dick" in message
     assert "bundled:pride_and_prejudice" in message
 
@@ -71,44 +63,44 @@ def test_text_field_and_bom(tmp_path: Path) -> None:
 def test_malformed_json_line(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_text('{"text": "a"}\n{"text": "b"}\n{"text": "c" "d"}\n', encoding="utf-8")
-    message = _error([path])
+    message = corpus_error([path])
     assert message == (f"{path}:3: malformed JSON (Expecting ',' delimiter); each line must be one JSON object")
 
 
 def test_line_not_an_object(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "x.jsonl", [["a", "list"]])
-    assert _error([path]).startswith(f"{path}:1: expected a JSON object, got list")
+    assert corpus_error([path]).startswith(f"{path}:1: expected a JSON object, got list")
 
 
 def test_missing_field(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "x.jsonl", [{"text": "a"}, {"text": "b"}, {"body": "c"}])
-    assert _error([path]) == f"{path}:3: missing field 'text' (use --text-field to choose another)"
+    assert corpus_error([path]) == f"{path}:3: missing field 'text' (use --text-field to choose another)"
 
 
 def test_field_not_a_string(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "x.jsonl", [{"text": "a"}, {"text": "b"}, {"text": 7}])
-    assert _error([path]).startswith(f"{path}:3: field 'text' must be a string")
+    assert corpus_error([path]).startswith(f"{path}:3: field 'text' must be a string")
 
 
 def test_invalid_utf8_txt(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
     path.write_bytes("line one\nline two café\n".encode("latin-1"))
     byte = len(b"line one\nline two caf")
-    assert _error([path]) == f"{path}: not valid UTF-8 at byte {byte} (line 2); convert the file to UTF-8"
+    assert corpus_error([path]) == f"{path}: not valid UTF-8 at byte {byte} (line 2); convert the file to UTF-8"
 
 
 def test_invalid_utf8_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     first = b'{"text": "ok"}\n'
     path.write_bytes(first + b'{"text": "caf\xe9"}\n')
-    message = _error([path])
+    message = corpus_error([path])
     assert message.startswith(f"{path}: not valid UTF-8 at byte {len(first) + 13} (line 2)")
     assert message.endswith("convert the file to UTF-8")
 
 
 def test_missing_path(tmp_path: Path) -> None:
     path = tmp_path / "nope.txt"
-    assert _error([path]) == f"{path}: no such file or directory"
+    assert corpus_error([path]) == f"{path}: no such file or directory"
 
 
 def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,25 +112,25 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(Path, "read_bytes", deny)
-    assert _error([path]).startswith(f"{path}: permission denied")
+    assert corpus_error([path]).startswith(f"{path}: permission denied")
 
 
 def test_unsupported_extension(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("a,b\n", encoding="utf-8")
-    message = _error([path])
+    message = corpus_error([path])
     assert message.startswith(f"{path}: unsupported file type '.csv'")
     assert ".txt" in message and ".jsonl" in message
 
 
 def test_folder_without_text_files(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a,b\n", encoding="utf-8")
-    assert _error([tmp_path]).startswith(f"{tmp_path}: folder has no .txt or .jsonl files")
+    assert corpus_error([tmp_path]).startswith(f"{tmp_path}: folder has no .txt or .jsonl files")
 
 
 def test_no_text_at_all(tmp_path: Path) -> None:
     blank = tmp_path / "blank.txt"
     blank.write_text(" \n\t\n", encoding="utf-8")
     rows = _jsonl(tmp_path / "rows.jsonl", [{"text": ""}, {"text": "  "}])
-    message = _error([blank, rows])
+    message = corpus_error([blank, rows])
     assert message.startswith(f"no text found in {blank}, {rows}:")

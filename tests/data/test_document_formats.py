@@ -18,7 +18,7 @@ import zstandard
 
 from fromzero.data.corpus import Document, InputFile, input_files, iter_documents, iter_file_documents
 from fromzero.data.document_formats import iter_column_batches
-from fromzero.errors import DataError
+from prepared_corpus import corpus_error
 
 TEXTS = ["first document\nwith two lines", "", "二つ目の文書 — unicode", "   ", "last one {\"json\": 1}"]
 
@@ -70,14 +70,6 @@ WRITERS: dict[str, tuple[str, Callable[[Path, list[str]], None]]] = {
     "arrow-file": ("d.arrow", _write_arrow_file),
     "arrow-stream": ("d.arrow", _write_arrow_stream),
 }
-
-
-def _error(inputs: list[str | Path], **kwargs: object) -> str:
-    with pytest.raises(DataError) as info:
-        list(iter_documents(inputs, **kwargs))
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize("fmt", WRITERS)
@@ -138,7 +130,7 @@ def test_dataset_dict_folder_reads_train(tmp_path: Path) -> None:
     datasets.DatasetDict({"test": test, "train": train}).save_to_disk(tmp_path / "dd")
     assert [d.text for d in iter_documents([tmp_path / "dd"])] == ["train a", "train b"]
     datasets.DatasetDict({"test": test, "validation": test}).save_to_disk(tmp_path / "no_train")
-    message = _error([tmp_path / "no_train"])
+    message = corpus_error([tmp_path / "no_train"])
     assert message.startswith(f"{tmp_path / 'no_train'}: DatasetDict has no 'train' split (splits: ")
     assert "test" in message and "validation" in message
 
@@ -178,20 +170,20 @@ def test_null_row_names_the_row_across_batches(tmp_path: Path) -> None:
     texts[16] = None  # row 17
     pq.write_table(_table(texts), tmp_path / "n.parquet", row_group_size=5)
     path = tmp_path / "n.parquet"
-    assert _error([path]) == f"{path}:row 17: field 'text' is null; fill or drop rows without text"
+    assert corpus_error([path]) == f"{path}:row 17: field 'text' is null; fill or drop rows without text"
     with pa.ipc.new_file(tmp_path / "n.arrow", _table(texts).schema) as writer:
         writer.write_table(_table(texts), max_chunksize=6)
-    assert _error([tmp_path / "n.arrow"]).startswith(f"{tmp_path / 'n.arrow'}:row 17: field 'text' is null")
+    assert corpus_error([tmp_path / "n.arrow"]).startswith(f"{tmp_path / 'n.arrow'}:row 17: field 'text' is null")
 
 
 def test_missing_or_non_text_column(tmp_path: Path) -> None:
     pq.write_table(pa.table({"body": ["a"], "n": [1]}), tmp_path / "m.parquet")
-    message = _error([tmp_path / "m.parquet"])
+    message = corpus_error([tmp_path / "m.parquet"])
     assert message == f"{tmp_path / 'm.parquet'}: no column 'text' (columns: body, n); choose one with --text-field"
     assert [d.text for d in iter_documents([tmp_path / "m.parquet"], text_field="body")] == ["a"]
     _write_arrow_file(tmp_path / "m.arrow", ["a"])
-    assert _error([tmp_path / "m.arrow"], text_field="n").startswith(f"{tmp_path / 'm.arrow'}: no column 'n'")
-    message = _error([tmp_path / "m.parquet"], text_field="n")
+    assert corpus_error([tmp_path / "m.arrow"], text_field="n").startswith(f"{tmp_path / 'm.arrow'}: no column 'n'")
+    message = corpus_error([tmp_path / "m.parquet"], text_field="n")
     assert message.startswith(f"{tmp_path / 'm.parquet'}: column 'n' holds int64, not text")
     assert "--text-field" in message
 
@@ -207,11 +199,11 @@ def test_unreadable_columnar_files(tmp_path: Path) -> None:
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         what = "Parquet" if name.endswith(".parquet") else "Arrow"
-        assert _error([tmp_path / name]).startswith(f"{tmp_path / name}: not a readable {what} file (")
+        assert corpus_error([tmp_path / name]).startswith(f"{tmp_path / name}: not a readable {what} file (")
     _write_arrow_stream(tmp_path / "s.arrow", [f"text {i}" for i in range(30)])
     data = (tmp_path / "s.arrow").read_bytes()
     (tmp_path / "s.arrow").write_bytes(data[: len(data) - 60])
-    assert _error([tmp_path / "s.arrow"]).startswith(f"{tmp_path / 's.arrow'}: not a readable Arrow file (")
+    assert corpus_error([tmp_path / "s.arrow"]).startswith(f"{tmp_path / 's.arrow'}: not a readable Arrow file (")
 
 
 def test_corrupt_compressed_streams(tmp_path: Path) -> None:
@@ -228,30 +220,30 @@ def test_corrupt_compressed_streams(tmp_path: Path) -> None:
     }
     for name, (content, codec) in cases.items():
         (tmp_path / name).write_bytes(content)
-        assert _error([tmp_path / name]).startswith(f"{tmp_path / name}: corrupt {codec} stream (")
+        assert corpus_error([tmp_path / name]).startswith(f"{tmp_path / name}: corrupt {codec} stream (")
 
 
 def test_bad_utf8_in_compressed_text(tmp_path: Path) -> None:
     first = b'{"text": "ok"}\n'
     path = tmp_path / "x.jsonl.zst"
     path.write_bytes(zstandard.ZstdCompressor().compress(first + b'{"text": "caf\xe9"}\n'))
-    message = _error([path])
+    message = corpus_error([path])
     assert message.startswith(f"{path}: not valid UTF-8 at byte {len(first) + 13} of the decompressed text (line 2)")
     txt = tmp_path / "x.txt.gz"
     txt.write_bytes(gzip.compress("ab\ncafé".encode("latin-1")))
-    assert _error([txt]).startswith(f"{txt}: not valid UTF-8 at byte 6 of the decompressed text (line 2)")
+    assert corpus_error([txt]).startswith(f"{txt}: not valid UTF-8 at byte 6 of the decompressed text (line 2)")
 
 
 def test_broken_datasets_folders_and_unknown_suffix(tmp_path: Path) -> None:
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-0.arrow"}]}))
     state = tmp_path / "ds" / "state.json"
-    assert _error([tmp_path / "ds"]).startswith(f"{state}: lists 'data-0.arrow', which is missing")
+    assert corpus_error([tmp_path / "ds"]).startswith(f"{state}: lists 'data-0.arrow', which is missing")
     (tmp_path / "ds" / "state.json").write_text(json.dumps({"_data_files": [{"filename": "../x.arrow"}]}))
-    assert "outside the folder" in _error([tmp_path / "ds"])
+    assert "outside the folder" in corpus_error([tmp_path / "ds"])
     (tmp_path / "ds" / "state.json").write_text("{not json")
-    assert _error([tmp_path / "ds"]).startswith(f"{state}: not a readable `datasets`")
+    assert corpus_error([tmp_path / "ds"]).startswith(f"{state}: not a readable `datasets`")
     (tmp_path / "data.csv.gz").write_bytes(gzip.compress(b"a,b\n"))
-    message = _error([tmp_path / "data.csv.gz"])
+    message = corpus_error([tmp_path / "data.csv.gz"])
     assert message.startswith(f"{tmp_path / 'data.csv.gz'}: unsupported file type '.gz'")
     assert ".parquet" in message and ".zst" in message

@@ -5,10 +5,8 @@ resume point; and it trains on exactly the batches the concatenated stream gives
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from fromzero.data.shards import load_shards
 from fromzero.data.token_shards import ShardedTokens
 from fromzero.data.tokenizers import TokenizerConfig, train_tokenizer
 from fromzero.train.loggers import read_metrics
+from run_kill import kill_after_checkpoint
 from sharded_data import write_sharded
 
 SHARD_TOKENS = 500  # ~100 shards: a 33-token window crosses a boundary about once in 15 draws
@@ -51,19 +50,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
 
 
-def _kill_after_checkpoint(proc: subprocess.Popen, out: Path, step: int) -> None:
-    """SIGKILL a started run once checkpoint ``step`` exists (checkpoints are renamed into place whole)."""
-    target = out / "checkpoints" / f"step_{step:06d}"
-    deadline = time.time() + 120
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    assert proc.poll() is None, f"the run ended before checkpoint {step}: {proc.stderr.read()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "model.safetensors").exists(), "the kill must land before the run finished"
-
-
 def _trajectory(run: Path) -> list[dict]:
     return [{k: r[k] for k in COMPARED if k in r} for r in read_metrics(run / "metrics.jsonl")]
 
@@ -86,7 +72,8 @@ def test_sigkill_then_resume_on_shards_is_bit_identical(tmp_path: Path, prepared
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     pipes = {"env": _env(), "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
     reference = subprocess.Popen(_cmd(whole, prepared, tiny_overrides), **pipes)  # both at once: less wall time
-    _kill_after_checkpoint(subprocess.Popen(_cmd(killed, prepared, tiny_overrides), **pipes), killed, KILL_AT)
+    kill_after_checkpoint(subprocess.Popen(_cmd(killed, prepared, tiny_overrides), **pipes), killed, KILL_AT,
+                          "model.safetensors")
     done = subprocess.run(_cmd(killed, prepared, tiny_overrides, "--resume"), env=_env(), capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,16 +5,15 @@ drawn from the batch's seed."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 from safetensors.torch import load_file
 
 from fromzero.train.loggers import read_metrics
+from run_kill import kill_after_checkpoint
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 RECIPE = {"seed": 3, "task": "image_classification", "data": {"source": "digits"},
@@ -34,17 +33,9 @@ def _env() -> dict[str, str]:
 
 
 def _kill_after_checkpoint(recipe: Path, out: Path, step: int) -> None:
-    """Start a run, SIGKILL it once checkpoint ``step`` exists (checkpoints are renamed into place whole)."""
+    """Start a run, SIGKILL it once checkpoint ``step`` exists."""
     proc = subprocess.Popen(_cmd(recipe, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    target = out / "checkpoints" / f"step_{step:06d}"
-    deadline = time.time() + 120
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, f"the run ended before checkpoint {step}: {proc.stderr.read()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "vision.json").exists()
+    kill_after_checkpoint(proc, out, step, "vision.json")
 
 
 def _train_losses(run: Path) -> dict[int, float]:

@@ -1,21 +1,25 @@
-"""Token shards on disk: ``train-00000.bin``, ``train-00001.bin``, ... each written whole and atomically.
+"""Token shards on disk: ``train-00000.bin``, ``train-00001.bin``, ... each published whole and atomically.
 
 A shard is a raw little-endian numpy array (read back with ``np.memmap``).
-The writer buffers one shard, writes it through a temp file and a rename,
-and records ``{"file", "tokens", "documents", "sha256"}`` for the manifest.
-A shard on disk is therefore always complete; the caller decides when a
-shard is cut (see :mod:`fromzero.data.prepare_stream`).
+Tokens are appended to a hidden temp file beside it as they come, hashed on
+the way, and the file is fsynced and renamed into place when the caller cuts
+the shard; so memory does not depend on the shard size, and a shard on disk
+under its own name is always complete. The writer records
+``{"file", "tokens", "documents", "sha256"}`` for the manifest; the caller
+decides when a shard is cut (see :mod:`fromzero.data.prepare_stream`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fromzero.atomic import write_with
+from fromzero.atomic import disk_full_as_error, fsync_dir
 
 
 def shard_name(prefix: str, index: int) -> str:
@@ -24,11 +28,12 @@ def shard_name(prefix: str, index: int) -> str:
 
 
 class ShardWriter:
-    """Buffers tokens of one split and writes them as numbered shards of ``folder``.
+    """Writes the tokens of one split as numbered shards of ``folder``.
 
-    ``capacity`` (tokens) preallocates the buffer for fixed-size shards (the
-    training split); ``None`` grows it as needed (the validation split, cut
-    whenever a training shard is). ``entries`` continues a resumed run.
+    ``capacity`` (tokens) makes every shard but the last exactly that long
+    (the training split); ``None`` leaves the cut to the caller (the
+    validation split, cut whenever a training shard is). ``entries``
+    continues a resumed run.
     """
 
     def __init__(self, folder: Path, prefix: str, dtype: np.dtype, capacity: int | None,
@@ -36,14 +41,15 @@ class ShardWriter:
         self.folder, self.prefix, self.capacity = Path(folder), prefix, capacity
         self.dtype = np.dtype(dtype).newbyteorder("<")
         self.entries: list[dict[str, Any]] = list(entries or [])
-        self._fixed = np.empty(capacity, dtype=self.dtype) if capacity else None
-        self._parts: list[np.ndarray] = []
+        self._file = None  # the open temp file of the shard being written
+        self._tmp: Path | None = None
+        self._hash = hashlib.sha256()
         self._count = 0
         self._documents = 0
 
     @property
     def buffered(self) -> int:
-        """Tokens waiting for the next shard."""
+        """Tokens written to the shard not yet cut."""
         return self._count
 
     def room(self) -> int:
@@ -60,14 +66,20 @@ class ShardWriter:
         return sum(int(e["tokens"]) for e in self.entries)
 
     def append(self, tokens: np.ndarray) -> None:
-        """Buffer ``tokens``; the caller keeps a fixed-size shard from overflowing (see :meth:`room`)."""
+        """Add ``tokens`` to the current shard; the caller keeps a fixed-size shard from overflowing."""
         n = len(tokens)
-        if self._fixed is not None:
-            if n > self.room():
-                raise ValueError(f"{n} tokens do not fit the {self.room()} left in this shard")
-            self._fixed[self._count : self._count + n] = tokens
-        elif n:
-            self._parts.append(np.asarray(tokens, dtype=self.dtype))
+        if n > self.room():
+            raise ValueError(f"{n} tokens do not fit the {self.room()} left in this shard")
+        if not n:
+            return
+        data = np.ascontiguousarray(tokens, dtype=self.dtype).tobytes()
+        if self._file is None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{shard_name(self.prefix, len(self.entries))}.", suffix=".tmp",
+                                       dir=self.folder)
+            self._file, self._tmp = os.fdopen(fd, "wb"), Path(tmp)
+        with disk_full_as_error(self.folder, shard_name(self.prefix, len(self.entries))):
+            self._file.write(data)
+        self._hash.update(data)
         self._count += n
 
     def end_document(self) -> None:
@@ -75,26 +87,32 @@ class ShardWriter:
         self._documents += 1
 
     def flush(self) -> dict[str, Any] | None:
-        """Write the buffered tokens as the next shard (nothing when empty); returns its manifest entry."""
+        """Publish the current shard under its name (nothing when empty); returns its manifest entry."""
         if self._count == 0:
             return None
-        if self._fixed is not None:
-            data = self._fixed[: self._count]
-        else:
-            data = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
         name = shard_name(self.prefix, len(self.entries))
-        write_with(self.folder / name, data.tofile)
+        with disk_full_as_error(self.folder, name):
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self.folder / name)
+            fsync_dir(self.folder)
         entry = {"file": name, "tokens": int(self._count), "documents": self._documents,
-                 "sha256": hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()}
+                 "sha256": self._hash.hexdigest()}
         self.entries.append(entry)
-        self._parts, self._count, self._documents = [], 0, 0
+        self._reset()
         return entry
 
     def take_buffer(self) -> np.ndarray:
-        """The buffered tokens, removed from the writer (for the small-corpus split, which re-cuts them)."""
-        if self._fixed is not None:
-            data = self._fixed[: self._count].copy()
-        else:
-            data = np.concatenate(self._parts) if self._parts else np.empty(0, dtype=self.dtype)
-        self._parts, self._count, self._documents = [], 0, 0
+        """The tokens of the current shard, removed from the writer (the small-corpus split re-cuts them)."""
+        if self._file is None:
+            return np.empty(0, dtype=self.dtype)
+        self._file.close()
+        data = np.fromfile(self._tmp, dtype=self.dtype)
+        self._tmp.unlink()
+        self._reset()
         return data
+
+    def _reset(self) -> None:
+        self._file, self._tmp, self._hash = None, None, hashlib.sha256()
+        self._count = self._documents = 0
