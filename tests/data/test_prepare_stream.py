@@ -238,3 +238,11 @@ def test_a_large_corpus_trains_its_tokenizer_in_a_child_process_to_the_same_file
     (tmp_path / "blank.jsonl").write_text('{"text": "  "}\n')
     with pytest.raises(DataError, match="blank.jsonl: every document is empty"):  # raised in the child, shown here
         prepare_stream([tmp_path / "blank.jsonl"], tmp_path / "x", _options(), tokenizer_cfg=CHAR, progress=False)
+
+
+def test_shards_written_in_many_small_writes_are_the_same_bytes(corpus, reference, tmp_path, monkeypatch) -> None:
+    import fromzero.data.shard_writer as writer
+
+    monkeypatch.setattr(writer, "WRITE_BYTES", 64)  # a write to the temp file every ~32 tokens
+    prepare_stream([corpus[0]], tmp_path / "small", _options(workers=1), tokenizer_cfg=CHAR, progress=False)
+    assert folder_bytes(tmp_path / "small") == folder_bytes(reference)

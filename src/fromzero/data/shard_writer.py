@@ -1,10 +1,11 @@
 """Token shards on disk: ``train-00000.bin``, ``train-00001.bin``, ... each published whole and atomically.
 
 A shard is a raw little-endian numpy array (read back with ``np.memmap``).
-Tokens are appended to a hidden temp file beside it as they come, hashed on
-the way, and the file is fsynced and renamed into place when the caller cuts
-the shard; so memory does not depend on the shard size, and a shard on disk
-under its own name is always complete. The writer records
+Tokens are gathered in a small buffer (:data:`WRITE_BYTES`), appended to a
+hidden temp file beside the shard and hashed on the way; the file is fsynced
+and renamed into place when the caller cuts the shard. So memory does not
+depend on the shard size, and a shard on disk under its own name is always
+complete. The writer records
 ``{"file", "tokens", "documents", "sha256"}`` for the manifest; the caller
 decides when a shard is cut (see :mod:`fromzero.data.prepare_stream`).
 """
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from fromzero.atomic import disk_full_as_error, fsync_dir
+
+WRITE_BYTES = 16 << 20  # tokens reach the temp file in writes of about this size
 
 
 def shard_name(prefix: str, index: int) -> str:
@@ -43,6 +46,8 @@ class ShardWriter:
         self.entries: list[dict[str, Any]] = list(entries or [])
         self._file = None  # the open temp file of the shard being written
         self._tmp: Path | None = None
+        self._parts: list[np.ndarray] = []  # tokens not yet written to the temp file
+        self._pending = 0  # their bytes
         self._hash = hashlib.sha256()
         self._count = 0
         self._documents = 0
@@ -70,17 +75,25 @@ class ShardWriter:
         n = len(tokens)
         if n > self.room():
             raise ValueError(f"{n} tokens do not fit the {self.room()} left in this shard")
-        if not n:
+        if n:
+            self._parts.append(np.asarray(tokens, dtype=self.dtype))
+            self._pending += n * self.dtype.itemsize
+            self._count += n
+            if self._pending >= WRITE_BYTES:
+                self._write_parts()
+
+    def _write_parts(self) -> None:
+        if not self._parts:
             return
-        data = np.ascontiguousarray(tokens, dtype=self.dtype).tobytes()
-        if self._file is None:
-            fd, tmp = tempfile.mkstemp(prefix=f".{shard_name(self.prefix, len(self.entries))}.", suffix=".tmp",
-                                       dir=self.folder)
-            self._file, self._tmp = os.fdopen(fd, "wb"), Path(tmp)
-        with disk_full_as_error(self.folder, shard_name(self.prefix, len(self.entries))):
+        data = np.concatenate(self._parts).tobytes()
+        name = shard_name(self.prefix, len(self.entries))
+        with disk_full_as_error(self.folder, name):
+            if self._file is None:
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder)
+                self._file, self._tmp = os.fdopen(fd, "wb"), Path(tmp)
             self._file.write(data)
         self._hash.update(data)
-        self._count += n
+        self._parts, self._pending = [], 0
 
     def end_document(self) -> None:
         """Count a document whose last token was just appended."""
@@ -90,6 +103,7 @@ class ShardWriter:
         """Publish the current shard under its name (nothing when empty); returns its manifest entry."""
         if self._count == 0:
             return None
+        self._write_parts()
         name = shard_name(self.prefix, len(self.entries))
         with disk_full_as_error(self.folder, name):
             self._file.flush()
@@ -105,6 +119,7 @@ class ShardWriter:
 
     def take_buffer(self) -> np.ndarray:
         """The tokens of the current shard, removed from the writer (the small-corpus split re-cuts them)."""
+        self._write_parts()
         if self._file is None:
             return np.empty(0, dtype=self.dtype)
         self._file.close()
@@ -115,4 +130,4 @@ class ShardWriter:
 
     def _reset(self) -> None:
         self._file, self._tmp, self._hash = None, None, hashlib.sha256()
-        self._count = self._documents = 0
+        self._parts, self._pending, self._count, self._documents = [], 0, 0, 0
