@@ -14,12 +14,15 @@ sampled with psutil every 50 ms (RSS counts pages shared by forked workers once 
 bound). Side by side, the raw rate: the same ``tokenizer.json`` loaded in ``tokenizers`` and
 ``Tokenizer.encode_batch`` (its default thread pool, all cores) over every document of the corpus in
 batches of 1,000; only the ``encode_batch`` calls are timed (reading + JSON parsing are reported apart).
-ratio = prepare tokens/s / raw tokens/s. Tokens are read from ``OUT/report.json`` (``meta.json`` for the
-old single-file ``prepare``). Options ``fromzero prepare --help`` does not list are dropped, with a note,
-and modes that need one are skipped, so the script also measures the old ``prepare``.
+The raw rate is measured just before and just after every timed row (``--raw-every K``: over every K-th
+batch), because this machine's speed drifts by tens of percent over minutes; ratio = prepare tokens/s /
+the mean of those two raw rates, the median over repeats. Tokens are read from ``OUT/report.json``
+(``meta.json`` for the old single-file ``prepare``). Options ``fromzero prepare --help`` does not list are
+dropped, with a note, and modes that need one are skipped, so the script also measures the old ``prepare``.
 
     .venv/bin/python benchmarks/prepare_scale.py [--sizes 200M,2G] [--workers 1,2] [--repeats 1]
-        [--modes trained,file,near] [--work /tmp/fromzero-prepare-bench] [--out benchmarks/results] [--smoke]
+        [--modes trained,file,near] [--raw-every 1] [--work /tmp/fromzero-prepare-bench] [--out benchmarks/results]
+        [--smoke]
 
 Writes OUT/prepare_scale.json and OUT/prepare_scale.md (``--smoke``: a 5 MB corpus, results in --work).
 Run it alone on the machine: other jobs change both times and the raw rate.
@@ -63,6 +66,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--shard-tokens", type=int, help="passed to prepare (default: prepare's own)")
     p.add_argument("--tokenizer-sample-bytes", type=int, help="passed to prepare in trained mode")
     p.add_argument("--tokenizer-file", help="the tokenizer.json for the file modes (else a trained run makes it)")
+    p.add_argument("--raw-every", type=int, default=1,
+                   help="the raw rate brackets every timed row (measured just before and just after it) over "
+                        "every K-th batch of 1,000 documents: K > 1 keeps the brackets short on big corpora")
     p.add_argument("--work", default="/tmp/fromzero-prepare-bench", help="corpus cache and scratch outputs")
     p.add_argument("--out", help="results folder (default benchmarks/results; with --smoke, --work)")
     p.add_argument("--smoke", action="store_true", help="one 5 MB corpus, a quick end-to-end check")
@@ -211,13 +217,18 @@ def read_report(out: Path) -> dict:
             "near_removed": None, "dropped": None}
 
 
-def raw_encode(corpus: Path, tokenizer_file: Path) -> dict:
-    """``tokenizers`` ``encode_batch`` over every document, 1,000 at a time; only the encode calls timed."""
+def raw_encode(corpus: Path, tokenizer_file: Path, every: int = 1) -> dict:
+    """``tokenizers`` ``encode_batch`` over every document (``every`` > 1: every K-th batch), 1,000 at a time;
+    only the encode calls timed."""
     hf = tokenizers.Tokenizer.from_file(str(tokenizer_file))
     read_s = encode_s = 0.0
     tokens = docs = 0
     with corpus.open("rb") as fh:
-        while True:
+        for index in itertools.count():
+            if index % every:  # a skipped batch: read past it without parsing
+                if sum(1 for _ in itertools.islice(fh, RAW_BATCH)) == 0:
+                    break
+                continue
             t0 = time.perf_counter()
             batch = [json.loads(line)["text"] for line in itertools.islice(fh, RAW_BATCH)]
             t1 = time.perf_counter()
@@ -230,7 +241,24 @@ def raw_encode(corpus: Path, tokenizer_file: Path) -> dict:
             docs += len(batch)
             del encodings  # before the next batch is read: bounded memory
     return {"documents": docs, "tokens": tokens, "encode_s": encode_s, "read_s": read_s,
-            "tokens_per_s": tokens / encode_s}
+            "tokens_per_s": tokens / encode_s, "every": every}
+
+
+def bracketed(args, ctx: dict, run) -> dict | None:
+    """``run()`` between two raw measurements (``--raw-every``): its result gets ``raw_tokens_per_s``, the mean
+    of both, so the ratio compares rates measured minutes, not a whole benchmark, apart."""
+    before = raw_encode(ctx["corpus"], ctx["tokenizer"], args.raw_every) if "tokenizer" in ctx else None
+    result = run()
+    if result is None:
+        return None
+    after = raw_encode(ctx["corpus"], ctx["tokenizer"], args.raw_every)
+    raws = [r["tokens_per_s"] for r in (before, after) if r is not None]
+    result["raw_tokens_per_s"] = statistics.mean(raws)
+    result["raw_runs"] = raws
+    print(f"    raw encode_batch around it: {', '.join(f'{r / 1e6:.2f}M' for r in raws)} tokens/s "
+          f"-> {result['tokens'] / result['wall_s'] / result['raw_tokens_per_s']:.2f}x", flush=True)
+    ctx.setdefault("raws", []).extend(r for r in (before, after) if r is not None)
+    return result
 
 
 def _one_run(args, ctx: dict, mode: str, workers: int, rep: int) -> dict | None:
@@ -260,7 +288,9 @@ def _median_row(runs: list[dict]) -> dict:
     row = dict(runs[0])
     for key in ("wall_s", "peak_rss_mb", "peak_main_rss_mb"):
         row[key] = statistics.median(r[key] for r in runs)
-    row["runs"] = [{k: r[k] for k in ("wall_s", "peak_rss_mb", "peak_main_rss_mb")} for r in runs]
+    # the ratio of each run to the raw rate measured around it, then the median over repeats
+    row["ratio_to_raw"] = statistics.median(r["tokens"] / r["wall_s"] / r["raw_tokens_per_s"] for r in runs)
+    row["runs"] = [{k: r[k] for k in ("wall_s", "peak_rss_mb", "peak_main_rss_mb", "raw_runs")} for r in runs]
     return row
 
 
@@ -276,16 +306,13 @@ def bench_size(args, label: str, supported: set[str], notes: list[str]) -> dict:
     elif modes[0] != "trained":  # the file modes need a tokenizer: one untimed trained run makes it
         _one_run(args, ctx, "trained", int(args.workers.split(",")[-1]), -1)
     runs: dict[tuple, list[dict]] = {}
-    raws = []
     for rep in range(args.repeats):
         for mode in modes:
             for workers in (int(w) for w in args.workers.split(",")):
-                result = _one_run(args, ctx, mode, workers, rep)
+                result = bracketed(args, ctx, lambda m=mode, w=workers, r=rep: _one_run(args, ctx, m, w, r))
                 if result is not None:
                     runs.setdefault((mode, workers), []).append(result)
-            if mode == modes[0]:  # the raw rate once per repeat, once a tokenizer exists
-                raws.append(raw_encode(corpus, ctx["tokenizer"]))
-                print(f"    raw encode_batch: {raws[-1]['tokens_per_s'] / 1e6:.2f}M tokens/s", flush=True)
+    raws = ctx["raws"]
     raw = dict(raws[0], tokens_per_s=statistics.median(r["tokens_per_s"] for r in raws),
                encode_s=statistics.median(r["encode_s"] for r in raws), runs=[r["tokens_per_s"] for r in raws])
     rows = []
@@ -293,7 +320,6 @@ def bench_size(args, label: str, supported: set[str], notes: list[str]) -> dict:
         row = _median_row(group)
         row.update(size=label, corpus_mb=info["bytes"] / 1e6, mode=mode)
         row["tokens_per_s"] = row["tokens"] / row["wall_s"]
-        row["ratio_to_raw"] = row["tokens_per_s"] / raw["tokens_per_s"]
         row["rss_per_input"] = row["peak_rss_mb"] / row["corpus_mb"]
         rows.append(row)
     return {"size": label, "corpus": str(corpus), "generator": info, "raw_encode_batch": raw, "rows": rows}
@@ -324,9 +350,13 @@ def markdown(header: dict, sizes: list[dict], notes: list[str]) -> str:
     lines.append("")
     for size in sizes:
         raw, gen = size["raw_encode_batch"], size["generator"]
-        lines.append(f"- {size['size']}: raw `encode_batch` {raw['tokens_per_s'] / 1e6:.2f}M tokens/s "
-                     f"({raw['tokens']:,} tokens in {raw['encode_s']:.1f} s; reading + JSON {raw['read_s']:.1f} s "
-                     f"apart); corpus {gen['documents']:,} documents with {gen['exact_duplicates']:,} exact and "
+        sample = "every document" if raw["every"] == 1 else f"every {raw['every']}-th batch of 1,000 documents"
+        lines.append(f"- {size['size']}: raw `encode_batch` {raw['tokens_per_s'] / 1e6:.2f}M tokens/s, the median "
+                     f"of {len(raw['runs'])} measurements around the rows ({sample}; {raw['tokens']:,} tokens in "
+                     f"{raw['encode_s']:.1f} s, reading + JSON {raw['read_s']:.1f} s apart; each row's ratio is "
+                     f"to the mean of the two measurements just before and after it); "
+                     f"corpus {gen['documents']:,} documents "
+                     f"with {gen['exact_duplicates']:,} exact and "
                      f"{gen['near_duplicates']:,} near duplicates planted.")
     return "\n".join(lines) + "\n"
 
