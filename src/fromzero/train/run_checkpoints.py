@@ -142,7 +142,7 @@ class RunCheckpoints:
                                       "resume it with the run that wrote it")
             payload = load_sharded(ckpt, model, optimizer, self.world)
         elif self.parallel == "fsdp":
-            payload = _read_state(ckpt)
+            payload = read_state(ckpt)
             try:
                 tensors = load_full_state(model, optimizer, self.skeleton, ckpt, payload, load_model=not owns)
             except (OSError, ValueError) as err:
@@ -156,7 +156,8 @@ class RunCheckpoints:
         return ckpt, payload
 
 
-def _read_state(ckpt: Checkpoint) -> dict[str, Any]:
+def read_state(ckpt: Checkpoint) -> dict[str, Any]:
+    """The checkpoint's state.json payload (trainer state, data position), without touching its tensors."""
     try:
         return json.loads((ckpt.path / "state.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:

@@ -53,7 +53,7 @@ from fromzero.train.parallel import (
     wrap_ddp,
 )
 from fromzero.train.precision import autocast, resolve_device, resolve_precision
-from fromzero.train.run_checkpoints import RunCheckpoints
+from fromzero.train.run_checkpoints import RunCheckpoints, read_state
 from fromzero.train.stop_signals import StopSignals
 from fromzero.train.train_config import TrainConfig
 from fromzero.train.train_step import accumulate, ddp_grad_sync, fsdp_grad_sync, grad_norm, no_grad_sync
@@ -141,9 +141,11 @@ class Trainer:
         self._first: tuple[int, dict[str, torch.Tensor]] | None = None  # (step, micro-batch 0), fetched once
         self.state: dict[str, Any] = {"best_metric": None, "bad_evals": 0, "tokens": 0, "best_step": None}
 
-    def _setup(self, start: int) -> None:
+    def _setup(self, start: int, recorded: str | None = None) -> None:
         """Before the first step: the precision probe and DDP's unused-parameter check (on the plain model,
-        with the first batch this run trains on, which the step then reuses), sharding, the optimizer."""
+        with the first batch this run trains on, which the step then reuses), sharding, the optimizer.
+        ``recorded``: the precision the checkpoint being resumed trained in; ``auto`` keeps it instead of
+        probing again (a probe near a tie could answer differently and change the trajectory)."""
         if self.optimizer is not None:
             return
         w, objective = self.world, self.objective
@@ -151,8 +153,10 @@ class Trainer:
         self._first = (start, first)
         with _buffers_kept(self.model):  # a probe step must not move BatchNorm statistics
             if self.cfg.precision == "auto" and self.device.type == "cpu":
-                self.precision = broadcast_from_main(self._probe_precision(first) if w.is_main else None)
+                self.precision = recorded or broadcast_from_main(self._probe_precision(first) if w.is_main
+                                                                 else None)
             unused = self.parallel == "ddp" and any_rank(leaves_parameters_unused(self.model, objective, first))
+        self.state["precision"] = self.precision
         if self.parallel == "fsdp":
             shard_fsdp(self.model, self.device, w)  # before the optimizer: it must hold the sharded parameters
             self._sync = fsdp_grad_sync(self.model)
@@ -278,7 +282,8 @@ class Trainer:
 
         main_first(prepare, lambda: None)
         latest = latest_checkpoint(self.ckpt_dir) if resume else None
-        self._setup(latest.step if latest is not None else 0)
+        recorded = read_state(latest)["trainer"].get("precision") if latest is not None else None
+        self._setup(latest.step if latest is not None else 0, recorded)
         start = self._resume() if resume else 0
         loop = _LoopState(done=start)
         logger = MetricsLogger(self.run_dir, resume_step=start if resume else None) if main else NullLogger()
