@@ -83,11 +83,27 @@ def test_padded_batch_8_cached_equals_uncached_and_each_row_alone(arch: str, pat
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("arch", MODELS)
 def test_half_precision_model_cached_equals_uncached_in_that_dtype(arch: str, dtype: torch.dtype) -> None:
-    """A model cast to bf16/fp16 decodes with its cache in that dtype; the reference recomputes in it too."""
+    """A model cast to bf16/fp16 decodes with its cache in that dtype; the reference recomputes in it too.
+
+    Where bf16/fp16 matmuls are native (AVX512-BF16, AMX, GPUs) one-row and whole-window kernels round
+    differently, so two rows may part at a near-tie: allowed only where the reference's own logits of the
+    two tokens are within the dtype's rounding (2 units of its epsilon times the largest logit).
+    """
     model = MODELS[arch]().to(dtype)
+    tol_units = 2 * torch.finfo(dtype).eps
     for prompts in (PROMPTS_8[3:4], PROMPTS_8):
         cached = decode(model, prompts, "plan")
-        assert cached == rows(list(generate_tokens(model, prompts, GREEDY, use_cache=False)))
+        uncached = rows(list(generate_tokens(model, prompts, GREEDY, use_cache=False)))
+        for prompt, a, b in zip(prompts, cached, uncached, strict=True):
+            if a == b:
+                continue
+            k = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+            with torch.no_grad():
+                logits = model(torch.tensor([prompt + a[:k]]))[0, -1].float()
+            gap = abs(float(logits[a[k]] - logits[b[k]]))
+            assert gap <= tol_units * float(logits.abs().max()), (prompt, k, gap)
+        matched = sum(a == b for a, b in zip(cached, uncached, strict=True))
+        assert matched >= len(prompts) - 2  # a near-tie is rare: most rows agree token for token
     assert len({t for row in cached for t in row}) > 3
 
 
