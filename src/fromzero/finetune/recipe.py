@@ -25,6 +25,7 @@ from typing import Literal
 
 from fromzero.config import apply_overrides, field, from_dict, load_yaml, require, to_dict
 from fromzero.data.chat_template import TEMPLATES
+from fromzero.finetune.adversarial import AdversarialConfig
 from fromzero.finetune.freeze import FreezeConfig
 from fromzero.finetune.lora import LoRAConfig
 from fromzero.runs import is_finetune_recipe_data
@@ -130,6 +131,9 @@ class FinetuneRecipe:
     select_metric: str = field("loss", help="validation metric for early stopping and the best checkpoint")
     train: TrainConfig = field(default_factory=TrainConfig, help="loop settings (early_stop_patience too)")
     optim: OptimConfig = field(default_factory=OptimConfig, help="optimizer and schedule")
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig,
+                                           help="FGM / PGD adversarial training on the token embeddings "
+                                                "(classification; finetune/adversarial.py)")
     seed: int = field(0, help="fixes head init, adapter init, dropout and data order")
     from_scratch: bool = field(False, help="re-initialise the base model (seeded), keeping its architecture and "
                                "tokenizer: the no-pretraining baseline")
@@ -141,6 +145,8 @@ class FinetuneRecipe:
         require(self.select_metric in choices, "select_metric",
                 f"{self.select_metric!r} is not one of {', '.join(choices)} for {self.task.kind}"
                 + (f" ({self.task.problem})" if self.task.kind == "sequence_classification" else ""))
+        require(not self.adversarial.active or self.task.kind in ("sequence_classification", "token_classification"),
+                "adversarial.method", f"adversarial training applies to classification tasks, not {self.task.kind}")
 
 
 def load_finetune_recipe(path: str | Path | None, overrides: list[str] | None = None) -> FinetuneRecipe:

@@ -8,6 +8,7 @@
     run_dir/finetune.json      fine-tuned runs only: backbone family and config, head kind, problem, labels, ...
     run_dir/source.json        imported runs only: the Hugging Face checkpoint it came from
     run_dir/compression.json   compressed runs only: the steps applied (see fromzero.runs.compression)
+    run_dir/ensemble.json      ensembles only (``fromzero ensemble``): members under members/ (runs/ensemble.py)
     run_dir/vision.json        image runs only (``fromzero train``): task, family and config, class names,
                                channels, image size and the pixel normalisation; they have no tokenizer.json
     run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
@@ -37,6 +38,7 @@ from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, model_config
 from fromzero.models.heads import build_head
 from fromzero.runs.compression import COMPRESSION_INFO, check_compression_info, restore_structure
+from fromzero.runs.ensemble import ENSEMBLE_INFO, load_ensemble_model
 from fromzero.runs.weights import find_weights, load_weights
 
 FINETUNE_INFO = "finetune.json"
@@ -209,7 +211,10 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
     vocab = LabelVocab(info["labels"]) if info and info.get("labels") else None
     compression = read_compression_info(path)
     model, weights = None, None
-    if with_weights:
+    if with_weights and info is not None and (path / ENSEMBLE_INFO).is_file():  # members answer as one model
+        weights = path / ENSEMBLE_INFO
+        model = load_ensemble_model(path, read_run_json(weights), lambda p: load_run(p, device=device))
+    elif with_weights:
         weights = path / "model.safetensors" if info is not None else find_weights(path)
         if weights is None:
             raise CheckpointError(f"{path}: no model.safetensors and no checkpoint; train it first")

@@ -1,0 +1,108 @@
+"""An ensemble run directory: several fine-tuned classifiers answering as one model.
+
+    ens/ensemble.json     method, member folders (relative), normalised weights, how they were chosen, the
+                          evaluation table written by ``fromzero ensemble``
+    ens/members/0/ ...    copies of the member runs (config.yaml, finetune.json, tokenizer.json, weights)
+    ens/config.yaml, finetune.json, tokenizer.json, labels.txt, data/    the first member's, so every consumer
+                          of a fine-tuned run (eval, serve, info) reads the ensemble as one
+
+For single-label classification with member probabilities p_i = softmax(z_i) (M members, K classes), the
+model returns log-scores whose softmax is the ensemble's distribution q:
+
+    mean       q = (1/M) sum_i p_i
+    weighted   q = sum_i w_i p_i            w_i >= 0, sum_i w_i = 1 (from each member's validation metric)
+    vote       q = (v + p_mean / 2) / (M + 1/2)     v_k = members whose argmax is k, p_mean = (1/M) sum_i p_i
+
+so argmax q is the majority class; a tie in votes goes to the class with the higher mean probability
+(a vote is worth 1, the tie-breaker at most 1/2), and a tie in both to the lowest class index. Classes no
+member voted for keep a small non-zero score, so the log-loss stays finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fromzero.errors import CheckpointError
+
+ENSEMBLE_INFO = "ensemble.json"
+ENSEMBLE_METHODS = ("mean", "vote", "weighted")
+TIE_BREAK = 0.5  # weight of the mean probability in vote scores: below one vote, so it only breaks ties
+
+
+def vote_scores(probs: torch.Tensor) -> torch.Tensor:
+    """(M, B, K) member probabilities -> (B, K) vote distribution q (module docstring)."""
+    members, _, classes = probs.shape
+    votes = nn.functional.one_hot(probs.argmax(-1), classes).to(probs.dtype).sum(0)  # (B, K)
+    return (votes + TIE_BREAK * probs.mean(0)) / (members + TIE_BREAK)
+
+
+class EnsembleClassifier(nn.Module):
+    """Members (each ``input_ids, attention_mask, token_type_ids -> logits (B, K)``) -> log q (B, K)."""
+
+    problem = "single_label"
+
+    def __init__(self, members: Sequence[nn.Module], method: str, weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if method not in ENSEMBLE_METHODS:
+            raise ValueError(f"unknown ensemble method {method!r}; choose one of {', '.join(ENSEMBLE_METHODS)}")
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        w = torch.tensor([1.0] * len(members) if weights is None else list(weights), dtype=torch.float32)
+        if w.shape != (len(members),) or bool((w < 0).any()) or float(w.sum()) <= 0:
+            raise ValueError(f"weights must be {len(members)} non-negative numbers with a positive sum, got {weights}")
+        self.members = nn.ModuleList(members)
+        self.method = method
+        self.register_buffer("weights", w / w.sum(), persistent=False)
+
+    def member_probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                             token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, B, K) softmax probabilities of every member."""
+        kwargs = {k: v for k, v in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids))
+                  if v is not None}
+        return torch.stack([torch.softmax(m(input_ids, **kwargs).float(), dim=-1) for m in self.members])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids (B, T) -> log q (B, K): softmax of it is the ensemble's class distribution."""
+        probs = self.member_probabilities(input_ids, attention_mask, token_type_ids)
+        q = vote_scores(probs) if self.method == "vote" else (self.weights.view(-1, 1, 1) * probs).sum(0)
+        return torch.log(q.clamp_min(torch.finfo(q.dtype).tiny))  # a class every member rules out: finite
+
+
+def check_ensemble_info(info: Any, file: Path) -> None:
+    """ensemble.json has a known method, member folders and one weight per member."""
+    if not isinstance(info, dict) or info.get("method") not in ENSEMBLE_METHODS:
+        raise CheckpointError(f"{file}: 'method' must be one of {', '.join(ENSEMBLE_METHODS)}; the ensemble is "
+                              "damaged: build it again with `fromzero ensemble`")
+    members, weights = info.get("members"), info.get("weights")
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+        raise CheckpointError(f"{file}: 'members' must list member folders; build it again with `fromzero ensemble`")
+    if not isinstance(weights, list) or len(weights) != len(members):
+        raise CheckpointError(f"{file}: 'weights' must hold one number per member; build it again with "
+                              "`fromzero ensemble`")
+
+
+def load_ensemble_model(path: Path, info: dict[str, Any], load_member: Callable[[Path], Any]) -> EnsembleClassifier:
+    """The ensemble of the run directory ``path`` (its ensemble.json read as ``info``); ``load_member(folder)``
+    returns a loaded member run (``runs.load_run``, passed in so this module does not import it back)."""
+    file = path / ENSEMBLE_INFO
+    check_ensemble_info(info, file)
+    models = []
+    for rel in info["members"]:
+        folder = path / rel
+        if not folder.is_dir():
+            raise CheckpointError(f"{file}: member {rel} is missing from {path}; copy the whole ensemble folder")
+        member = load_member(folder)
+        if member.kind != "sequence_classification" or member.problem != "single_label":
+            raise CheckpointError(f"{folder}: a {member.kind} ({member.problem}) run; ensemble members are "
+                                  "single-label sequence_classification runs")
+        models.append(member.model)
+    try:
+        return EnsembleClassifier(models, info["method"], info["weights"]).eval()
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{file}: {err}") from None
