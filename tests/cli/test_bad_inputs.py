@@ -365,6 +365,32 @@ PRUNE = ["compress", "prune", "run", "--out", "out", "--no-progress"]
 QUANTIZE = ["compress", "quantize", "run", "--out", "out", "--no-progress"]
 DISTILL = ["compress", "distill", "r.yaml", "--teacher", "run", "--out", "out", "--no-progress"]
 STUDENT_YAML = "model: {name: gpt-char-tiny}\n"
+TUNE = ["tune", "r.yaml", "--space", "s.yaml", "--out", "tune_out", "--no-progress"]
+TUNE_SPACE = "optim.lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n"
+
+
+def tune_files(space: str = TUNE_SPACE) -> Setup:
+    """A tiny recipe (r.yaml) and a search space (s.yaml) for ``fromzero tune`` rows."""
+    return _all(write("r.yaml", STUDENT_YAML), write("s.yaml", space))
+
+
+CV = ["cv", "recipe.yaml", "--out", "cv_out", "--no-progress"]
+ENSEMBLE = ["ensemble", "--out", "ens", "--no-progress"]
+
+
+def edit_json(path: str, fn: Callable[[dict], None]) -> Setup:
+    def setup(ctx: Ctx) -> None:
+        file = ctx.tmp / path
+        data = json.loads(file.read_text(encoding="utf-8"))
+        fn(data)
+        file.write_text(json.dumps(data), encoding="utf-8")
+    return setup
+
+
+def _reverse_labels(info: dict) -> None:
+    info["labels"] = list(reversed(info["labels"]))
+
+
 SELF_TRAIN = ["self-train", "recipe.yaml", "--unlabeled", "pool.jsonl", "--out", "st_out", "--no-progress"]
 
 ROWS: list[Row] = [
@@ -645,6 +671,63 @@ ROWS: list[Row] = [
         setup=_all(image_run(), png("rgb.png", (8, 8, 3))), out="pred"),
     row("predict-top-k-0", [*PREDICT, "a.png", "--top-k", "0"], "--top-k", setup=_all(image_run(), png("a.png")),
         out="pred"),
+    # explain / attack (issue 16) -------------------------------------------------------------------------------
+    row("explain-issue-16-run-is-not-a-classifier", ["explain", "run", "--input", "hello", "--out", "x"],
+        "run", "sequence_classification", setup=gpt_run(), out="x"),
+    row("explain-issue-16-empty-input-file", ["explain", "ft", "--input", "empty.txt", "--out", "x"], "empty.txt",
+        "empty", setup=_all(ft_run(), empty("empty.txt")), out="x"),
+    row("explain-issue-16-unknown-method", ["explain", "ft", "--input", "hello", "--method", "shap", "--out", "x"],
+        "--method", "shap", setup=ft_run(), out="x"),
+    row("explain-unknown-target", ["explain", "ft", "--input", "hello", "--target", "nosuch", "--out", "x"],
+        "--target", "nosuch", setup=ft_run(), out="x"),
+    row("attack-issue-16-negative-eps", ["attack", "ft", "--method", "fgsm", "--eps", "0,-0.1", "--out", "x"],
+        "--eps", "-0.1", setup=ft_run(), out="x"),
+    row("attack-run-is-not-a-classifier", ["attack", "run", "--method", "pgd", "--eps", "0.1", "--out", "x"],
+        "run", "sequence_classification", setup=gpt_run(), out="x"),
+    row("attack-unknown-split", ["attack", "ft", "--method", "fgsm", "--eps", "0.1", "--split", "dev", "--out", "x"],
+        "--split", "dev", setup=ft_run(), out="x"),
+    # eval --group-by / report (issue 16) --------------------------------------------------------------------------
+    row("eval-issue-16-group-by-field-missing", ["eval", "ft", "--group-by", "group"], "test.jsonl:1",
+        "missing field 'group'", setup=ft_run()),
+    row("eval-issue-16-group-by-field-missing-on-one-line", ["eval", "ft", "--group-by", "group", "--data", "g.jsonl"],
+        "g.jsonl:2", "'group'", setup=_all(ft_run(), write("g.jsonl", jsonl(
+            [{"text": "the ball", "label": "sport", "group": "a"}, {"text": "soup", "label": "food"}])))),
+    row("eval-issue-16-group-by-not-a-classifier", ["eval", "run", "--group-by", "group"], "--group-by", "run",
+        "not a fine-tuned run", setup=gpt_run()),
+    row("eval-group-by-image-run", ["eval", "img", "--group-by", "group"], "--group-by", "image run",
+        setup=image_run()),
+    row("eval-group-by-two-data-files", ["eval", "ft", "--group-by", "group", "--data", "a.jsonl", "b.jsonl"],
+        "--data", "one file", setup=ft_run()),
+    row("report-missing-run", ["report", "nosuch", "--no-open"], "nosuch", "not a run directory"),
+    row("report-binary-eval-json", ["report", "ft", "--no-open"], "ft/eval.json", "UTF-8",
+        setup=ft_run("ft", binary("ft/eval.json"))),
+    # tune --------------------------------------------------------------------------------------------------------
+    row("tune-issue-16-unknown-key", [*TUNE, "--trials", "2"], "s.yaml", "optim.lrr", "did you mean 'optim.lr'",
+        setup=tune_files(TUNE_SPACE.replace("optim.lr", "optim.lrr")), out="tune_out"),
+    row("tune-issue-16-empty-range", [*TUNE, "--trials", "2"], "s.yaml", "optim.lr", "empty range",
+        setup=tune_files(TUNE_SPACE.replace("high: 1.0e-3", "high: 1.0e-5")), out="tune_out"),
+    row("tune-issue-16-unreachable-storage", [*TUNE, "--trials", "2", "--storage", "sqlite:///nowhere/study.db"],
+        "--storage", "nowhere", "does not exist", setup=tune_files(), out="tune_out"),
+    row("tune-postgres-unreachable", [*TUNE, "--trials", "2", "--storage", "postgresql://u:p@127.0.0.1:9/db"],
+        "--storage", "postgresql", setup=tune_files(), out="tune_out"),
+    row("tune-grid-range-without-step", [*TUNE, "--sampler", "grid"], "s.yaml", "optim.lr", "step",
+        setup=tune_files(), out="tune_out"),
+    row("tune-tpe-without-trials", TUNE, "--trials", setup=tune_files(), out="tune_out"),
+    # cv / ensemble / adversarial training (issue 16) -----------------------------------------------------------
+    row("cv-issue-16-folds-1", [*CV, "--folds", "1"], "--folds", ">= 2", setup=ft_recipe(), out="cv_out"),
+    row("cv-issue-16-more-folds-than-a-class", [*CV, "--folds", "5"], "--folds 5", "class 'food' has only 4",
+        "train.jsonl", setup=ft_recipe(), out="cv_out"),
+    row("cv-not-classification", [*CV, "--task.kind=token_classification", "--select_metric=f1"], "task.kind",
+        "sequence_classification", setup=ft_recipe(), out="cv_out"),
+    row("ensemble-issue-16-non-classification-run", [*ENSEMBLE, "ft", "run"], "run", "not a fine-tuned run",
+        setup=_all(ft_run(), gpt_run()), out="ens"),
+    row("ensemble-labels-differ", [*ENSEMBLE, "ft", "ft2"], "ft2", "labels",
+        setup=_all(ft_run(), ft_run("ft2", edit_json("ft2/finetune.json", _reverse_labels))), out="ens"),
+    row("ensemble-one-run", [*ENSEMBLE, "ft"], "at least two", setup=ft_run(), out="ens"),
+    row("ensemble-out-not-empty", [*ENSEMBLE, "ft", "ft"], "ens", "not empty",
+        setup=_all(ft_run(), folder("ens", "notes.txt")), out="ens"),
+    row("finetune-adversarial-fgm-with-steps", FINETUNE, "recipe.yaml", "adversarial.steps", "pgd",
+        setup=ft_recipe(adversarial={"method": "fgm", "steps": 3}), out="ft_out"),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------
     row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
     row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),

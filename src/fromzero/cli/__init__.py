@@ -10,7 +10,19 @@ import argparse
 import contextlib
 import sys
 
-from fromzero.cli import compression, data, evaluation, inference, interop, training, vision
+from fromzero.cli import (
+    compression,
+    data,
+    evaluation,
+    explaining,
+    inference,
+    interop,
+    model_selection,
+    reporting,
+    training,
+    tuning,
+    vision,
+)
 from fromzero.cli.options import Handler, OneLineParser
 from fromzero.errors import FromZeroError, TrainingStopped
 from fromzero.progress import silenced
@@ -40,10 +52,17 @@ USAGE_EXAMPLES = """examples:
   fromzero export-onnx runs/finetune_trec_full exported/trec_onnx --int8   # checked with ONNX Runtime
   fromzero train recipes/fashion_cnn.yaml          # image runs: classification, detection, segmentation, ...
   fromzero predict runs/fashion_cnn shirt.png      # classes / boxes printed, annotated PNG in predictions/
+  fromzero tune recipes/quickstart.yaml --space recipes/spaces/quickstart_lr.yaml --sampler tpe --trials 6
+  fromzero explain runs/finetune_trec_lora --input "Who wrote Emma ?"   # attributions + attention maps
+  fromzero attack runs/finetune_trec_lora --method pgd --eps 0,0.01,0.05   # accuracy vs epsilon
+  fromzero cv recipes/finetune_trec_lora.yaml --folds 5 --out runs/cv_trec   # mean and std over folds
+  fromzero ensemble runs/trec_s0 runs/trec_s1 runs/trec_s2 --method mean --out runs/trec_ens
+  fromzero eval runs/finetune_trec_lora --group-by group --data test_with_groups.jsonl   # per-group metrics
+  fromzero report runs/finetune_trec_lora        # regenerate and open the run's report.html
 """
 
 # commands whose recipes take --section.key=value overrides
-TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress", "train")
+TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress", "train", "tune", "cv")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -52,7 +71,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     handlers: dict[str, Handler] = {}
-    for group in (data, training, vision, inference, evaluation, interop, compression):
+    for group in (data, training, vision, inference, evaluation, interop, compression, explaining, tuning, reporting,
+                  model_selection):
         handlers.update(group.add_commands(sub))
     return parser, handlers
 

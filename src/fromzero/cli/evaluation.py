@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fromzero.cli.options import Handler, add_no_progress, positive_int
+from fromzero.cli.reporting import eval_groups
 from fromzero.cli.reports import print_finetune_eval
 from fromzero.errors import ConfigError
 
@@ -30,6 +31,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--stride", type=positive_int, default=None,
                    help="window stride, at most seq-len (default: seq-len, no overlap; less: a sliding window)")
     p.add_argument("--batches", type=positive_int, default=20, help="validation batches (masked LM, span corruption)")
+    p.add_argument("--group-by", metavar="FIELD",
+                   help="a fine-tuned classifier's metrics per value of FIELD of its test file (or one --data file)")
     add_no_progress(p)
 
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
@@ -66,6 +69,8 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from fromzero.runs import VISION_INFO, is_finetune_run, load_run
 
+    if args.group_by:  # per-group metrics (fairness): cli/reporting.py, finetune/group_eval.py
+        return eval_groups(args)
     if (Path(args.run_dir) / VISION_INFO).is_file():  # an image run: test metrics + pictures, into eval.json
         from fromzero.vision.evaluate import evaluate_image_run
 
@@ -156,6 +161,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _model_lines(target: Path, args: argparse.Namespace) -> list[str]:
     """The config, parameter counts and FLOPs of a text run's or pretraining recipe's model."""
+    from fromzero.config import to_dict
     from fromzero.train.cost_estimate import cost_estimate, human
 
     lines = []
@@ -174,7 +180,7 @@ def _model_lines(target: Path, args: argparse.Namespace) -> list[str]:
     batch = args.batch_size or train.get("batch_size") or 1
     est = cost_estimate(model_cfg, seq_len=train.get("seq_len"), batch_size=batch)
     p, f = est["parameters"], est["flops_per_token"]
-    return lines + [f"model: {type(model_cfg).__name__} {json.dumps(_plain(model_cfg))}",
+    return lines + [f"model: {type(model_cfg).__name__} {json.dumps(to_dict(model_cfg))}",
                     f"parameters: {p['total']:,} total, {p['non_embedding']:,} non-embedding ({human(p['total'])})",
                     f"FLOPs per token: {human(f['forward'])} forward, {human(f['training'])} training (3x); "
                     f"{human(f['training_step'])} per step of {batch} x {est['seq_len']} tokens"]
@@ -231,12 +237,6 @@ def _compression_lines(target: Path) -> list[str]:
                            if k != "op" and isinstance(v, (str, int, float, bool)) and v is not None)
         lines.append(f"  step {i}: {step['op']} ({fields})")
     return lines
-
-
-def _plain(cfg) -> dict:
-    from fromzero.config import to_dict
-
-    return to_dict(cfg)
 
 
 # -- the memory planner (train/memory_plan.py) ----------------------------------------------------------

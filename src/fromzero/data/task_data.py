@@ -169,6 +169,30 @@ def read_text_classification(path: str | Path, *, text_key: str = "text", pair_k
     return _nonempty(examples, path, "examples")
 
 
+def read_field(path: str | Path, key: str, fmt: Literal["jsonl", "csv", "tsv"] | None = None) -> dict[str, str]:
+    """One extra field (e.g. a group for per-group metrics) of every row of a JSONL / CSV / TSV task file, as
+    ``{"file:line": value}`` (``where`` as :func:`read_text_classification` gives it); a row without a
+    non-empty scalar ``key`` is a DataError naming its line."""
+    path, content = _open_text(path)
+    fmt = fmt or {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(path.suffix.lower())
+    if fmt == "jsonl":
+        rows = list(iter_jsonl_objects(path, content))
+    elif fmt in ("csv", "tsv"):
+        reader = csv.DictReader(content.splitlines(), delimiter="\t" if fmt == "tsv" else ",")
+        rows = [(row, f"{path}:{reader.line_num}") for row in reader if any((v or "").strip() for v in row.values()
+                                                                            if isinstance(v, str))]
+    else:
+        raise DataError(f"{path}: unknown format; use a .jsonl, .csv or .tsv file")
+    values = {}
+    for row, where in rows:
+        value = row.get(key)
+        if value is None or isinstance(value, (list, dict)) or not str(value).strip():
+            raise DataError(f"{where}: missing field '{key}' (found: {', '.join(map(str, row)) or 'none'}); give "
+                            f"every row a '{key}' value, or pass the field the file has")
+        values[where] = str(value).strip()
+    return values
+
+
 # ----------------------------------------------------------------------------------------------- CoNLL
 
 

@@ -27,6 +27,7 @@ from fromzero.finetune.recipe import FinetuneRecipe, load_finetune_recipe
 from fromzero.finetune.sft import write_samples
 from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task_data
 from fromzero.runs import Run, load_run
+from fromzero.runs.report import write_report
 
 CONFUSION_PNG = "plots/confusion_test.png"
 SAMPLES_TSV = "samples_test.tsv"
@@ -102,4 +103,6 @@ def evaluate_finetuned_run(run_dir: str | Path, batch_size: int = 64, progress: 
     if out.kind == "sft":
         result.update(sft_test_report(run.path, run.info, out))
     training = {key: run.info[key] for key in TRAINING_KEYS if key in run.info}
-    return update_eval_file(run.path, {"test": result, **({"training": training} if training else {})})
+    saved = update_eval_file(run.path, {"test": result, **({"training": training} if training else {})})
+    write_report(run.path)  # report.html now with the test metrics and confusion matrix
+    return saved

@@ -43,6 +43,7 @@ from fromzero.atomic import write_text, write_with
 from fromzero.config import dump_yaml, to_dict
 from fromzero.errors import ConfigError
 from fromzero.eval.task_metrics import Scorer, score_outputs
+from fromzero.finetune.adversarial import adversarial_objective
 from fromzero.finetune.freeze import TrainableSummary
 from fromzero.finetune.hooks import FinetuneHooks
 from fromzero.finetune.lora import merge_lora, save_adapter
@@ -54,6 +55,7 @@ from fromzero.finetune.sft import check_sft_base, sft_run_info, write_samples
 from fromzero.finetune.task_dataset import TaskData, decoder_start_id, load_task_data
 from fromzero.models import build_model, family_of
 from fromzero.runs import FINETUNE_INFO, Run, load_run, require_fresh_run_dir, run_dir_for
+from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import barrier, init_distributed, main_first
 from fromzero.train.hooks import PrepareModel, WrapObjective
@@ -190,7 +192,7 @@ def _train(run_dir: Path, recipe: FinetuneRecipe, model: nn.Module, data: TaskDa
     val = data.batches("validation", cfg.batch_size)
     cfg = replace(cfg, eval_batches=min(cfg.eval_batches, len(val)))
     hooks = FinetuneHooks(model, data, scorer, recipe.task.eval_examples or None)
-    objective = task_objective(recipe.task, data.weights())
+    objective = adversarial_objective(task_objective(recipe.task, data.weights()), recipe.adversarial)
     if wrap_objective is not None:
         objective = wrap_objective(objective)
     trainer = Trainer(model, objective,
@@ -219,6 +221,7 @@ def _train(run_dir: Path, recipe: FinetuneRecipe, model: nn.Module, data: TaskDa
                  "resumed_from_step": resumed.step if resumed else None})
     write_text(run_dir / FINETUNE_INFO, json.dumps(info, indent=1))
     shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)  # the run is complete: checkpoints served resuming only
+    write_report(run_dir)  # report.html; `fromzero eval` (test metrics, confusion matrix) rewrites it
     return FinetuneResult(run_dir, result, summary, info)
 
 

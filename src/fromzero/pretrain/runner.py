@@ -26,6 +26,7 @@ from fromzero.pretrain.continued import check_init_weights, check_nsp_head, init
 from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
 from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
+from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import barrier, init_distributed, main_first
 from fromzero.train.hooks import PrepareModel, WrapObjective
@@ -150,6 +151,7 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
                                                      "meta": meta, "init": recipe.init})
     prompts = list(recipe.sample.prompts)  # none: no samples (e.g. a continued run's text has no fitting prompt)
     samples = task.samples(model.eval(), tokenizer, prompts, recipe.sample.generation) if prompts else []
+    write_report(run_dir, samples=samples)  # report.html: config, curves, metrics, samples
     return PretrainResult(run_dir, result, samples, entropy, task.name, recipe.init)
 
 

@@ -34,6 +34,7 @@ from fromzero.data.image_set import ImageSet, ImageSplits
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, family_of
 from fromzero.runs import VISION_INFO, require_fresh_run_dir, require_resumable_run_dir, run_dir_for
+from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import world
 from fromzero.train.loggers import plot_losses, read_metrics
@@ -145,6 +146,7 @@ def _train(run_dir: Path, recipe: VisionRecipe, model: torch.nn.Module, objectiv
     plot_losses(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png", title=run_dir.name)
     test_metrics = evaluate_image_run(run_dir, splits.test)
     shutil.rmtree(trainer.ckpt_dir, ignore_errors=True)  # complete: checkpoints served resuming only
+    write_report(run_dir)  # report.html: config, curves, test metrics and pictures
     return VisionResult(run_dir, result, info, test_metrics)
 
 
