@@ -79,3 +79,25 @@ def test_unknown_metric_is_a_clear_error(tmp_path: Path, recipe: Path) -> None:
     with pytest.raises(ConfigError, match=expected):
         tune(str(recipe), [], TuneOptions(space=str(space), sampler="random", trials=2, out=str(tmp_path / "s"),
                                           metric="f1", heartbeat_s=1), progress=False)
+
+
+def test_an_image_recipe_is_tuned_like_a_text_one(tmp_path: Path) -> None:
+    """`fromzero train` recipes run as trials too: the value is the best validation accuracy of each run."""
+    from conftest import TINY_IMAGE_RECIPE
+
+    from fromzero.vision.recipe import load_vision_recipe
+
+    recipe = write_yaml(tmp_path / "digits.yaml", {**TINY_IMAGE_RECIPE, "select_metric": "accuracy"})
+    space = write_yaml(tmp_path / "space.yaml", {"optim.lr": {"type": "categorical", "choices": [1e-3, 1e-2]}})
+    out, storage = tmp_path / "study", f"sqlite:///{tmp_path}/s.db"
+    summary = tune(str(recipe), [], TuneOptions(space=str(space), sampler="grid", storage=storage, out=str(out),
+                                                pruner="none", metric="accuracy", heartbeat_s=1), progress=False)
+    rows = summary["trials"]
+    assert sorted(r["params"]["optim.lr"] for r in rows) == [1e-3, 1e-2]
+    for row in rows:
+        evals = [r["val_accuracy"] for r in read_metrics(Path(row["run_dir"]) / "metrics.jsonl")
+                 if "val_accuracy" in r]
+        assert row["value"] == pytest.approx(max(evals))  # the run keeps its best evaluation's weights
+        assert (Path(row["run_dir"]) / "vision.json").is_file()
+    best = max(rows, key=lambda r: r["value"])
+    assert load_vision_recipe(out / "best_recipe.yaml").optim.lr == best["params"]["optim.lr"]

@@ -20,7 +20,7 @@ from fromzero.tune.space import Space, override
 
 @dataclass(frozen=True)
 class RecipeRunner:
-    """What runs one trial: ``pretrain`` or ``finetune``; ``load`` validates a recipe with overrides."""
+    """What runs one trial: ``pretrain``, ``finetune`` or ``train``; ``load`` validates a recipe with overrides."""
 
     command: str
     load: Callable[[str | Path, list[str]], Any]
@@ -28,7 +28,7 @@ class RecipeRunner:
 
 
 def runner_for(recipe: str | Path) -> RecipeRunner:
-    """The runner of a text recipe (``runs.recipe_command`` on its content); image recipes are not tuned yet."""
+    """The runner of a recipe (``runs.recipe_command`` on its content): pretrain, finetune or train (images)."""
     command = recipe_command(load_yaml(recipe))
     if command == "pretrain":
         from fromzero.pretrain.recipe import load_recipe
@@ -40,8 +40,12 @@ def runner_for(recipe: str | Path) -> RecipeRunner:
         from fromzero.finetune.runner import finetune
 
         return RecipeRunner("finetune", load_finetune_recipe, finetune)
-    what = "a vision recipe" if command == "train" else "not a pretrain or finetune recipe"
-    raise ConfigError(f"{recipe}: {what}; `fromzero tune` runs pretrain and finetune recipes")
+    if command == "train":
+        from fromzero.vision.recipe import load_vision_recipe
+        from fromzero.vision.runner import train_vision
+
+        return RecipeRunner("train", load_vision_recipe, train_vision)
+    raise ConfigError(f"{recipe}: not a pretrain, finetune or image (train) recipe; `fromzero tune` runs those")
 
 
 def check_space(space: Space, recipe: str | Path, runner: RecipeRunner, overrides: list[str]) -> Any:

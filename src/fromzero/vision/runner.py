@@ -37,6 +37,7 @@ from fromzero.runs import VISION_INFO, require_fresh_run_dir, require_resumable_
 from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import world
+from fromzero.train.hooks import WrapObjective
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
 from fromzero.vision.evaluate import evaluate_image_run
@@ -81,8 +82,10 @@ def _stats(recipe: VisionRecipe, train: ImageSet) -> tuple[list[float], list[flo
 
 
 def train_vision(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
-                 out: str | Path | None = None, resume: bool = False, progress: bool = True) -> VisionResult:
-    """Run a vision recipe into a run directory and score it on the test split (one process)."""
+                 out: str | Path | None = None, resume: bool = False, progress: bool = True,
+                 wrap_objective: WrapObjective | None = None) -> VisionResult:
+    """Run a vision recipe into a run directory and score it on the test split (one process).
+    ``wrap_objective(objective)`` returns what the Trainer trains (a tuning study reports through it)."""
     recipe = load_vision_recipe(recipe_path, overrides)
     file = str(recipe_path or "<overrides>")
     if world().distributed:  # BatchNorm statistics and best-state hooks are per process
@@ -104,6 +107,8 @@ def train_vision(recipe_path: str | Path | None, overrides: list[str] | None = N
     model = build_model(cfg)
     init_info = load_init_weights(model, recipe.init, file) if recipe.init else None
     objective = build_objective(recipe.task, recipe.objective, file)
+    if wrap_objective is not None:
+        objective = wrap_objective(objective)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(saved))
     mean, std = _stats(recipe, splits.train)
