@@ -218,10 +218,11 @@ def read_report(out: Path) -> dict:
 
 
 def raw_encode(corpus: Path, tokenizer_file: Path, every: int = 1) -> dict:
-    """``tokenizers`` ``encode_batch`` over every document (``every`` > 1: every K-th batch), 1,000 at a time;
-    only the encode calls timed."""
+    """``tokenizers`` ``encode_batch`` and ``encode_batch_fast`` (no offsets) on every document (``every`` > 1:
+    every K-th batch), 1,000 at a time, both on each batch in alternating order; only the encode calls timed."""
     hf = tokenizers.Tokenizer.from_file(str(tokenizer_file))
-    read_s = encode_s = 0.0
+    methods = [m for m in ("encode_batch", "encode_batch_fast") if hasattr(hf, m)]
+    read_s, seconds = 0.0, dict.fromkeys(methods, 0.0)
     tokens = docs = 0
     with corpus.open("rb") as fh:
         for index in itertools.count():
@@ -231,33 +232,43 @@ def raw_encode(corpus: Path, tokenizer_file: Path, every: int = 1) -> dict:
                 continue
             t0 = time.perf_counter()
             batch = [json.loads(line)["text"] for line in itertools.islice(fh, RAW_BATCH)]
-            t1 = time.perf_counter()
+            read_s += time.perf_counter() - t0
             if not batch:
                 break
-            encodings = hf.encode_batch(batch, add_special_tokens=False)
-            t2 = time.perf_counter()
-            read_s, encode_s = read_s + t1 - t0, encode_s + t2 - t1
-            tokens += sum(len(e) for e in encodings)
+            for method in methods if index % 2 == 0 else methods[::-1]:
+                t1 = time.perf_counter()
+                encodings = getattr(hf, method)(batch, add_special_tokens=False)
+                seconds[method] += time.perf_counter() - t1
+                count = sum(len(e) for e in encodings)
+                del encodings  # before the next batch is read: bounded memory
+            tokens += count
             docs += len(batch)
-            del encodings  # before the next batch is read: bounded memory
-    return {"documents": docs, "tokens": tokens, "encode_s": encode_s, "read_s": read_s,
-            "tokens_per_s": tokens / encode_s, "every": every}
+    rates = {m: tokens / s for m, s in seconds.items()}
+    return {"documents": docs, "tokens": tokens, "encode_s": seconds["encode_batch"], "read_s": read_s,
+            "tokens_per_s": rates["encode_batch"], "fast_tokens_per_s": rates.get("encode_batch_fast"),
+            "every": every}
 
 
 def bracketed(args, ctx: dict, run) -> dict | None:
-    """``run()`` between two raw measurements (``--raw-every``): its result gets ``raw_tokens_per_s``, the mean
-    of both, so the ratio compares rates measured minutes, not a whole benchmark, apart."""
+    """``run()`` between two raw measurements (``--raw-every``): its result gets ``raw_tokens_per_s`` (and
+    ``raw_fast_tokens_per_s``), the mean of both, so the ratio compares rates measured minutes, not a whole
+    benchmark, apart."""
     before = raw_encode(ctx["corpus"], ctx["tokenizer"], args.raw_every) if "tokenizer" in ctx else None
     result = run()
     if result is None:
         return None
     after = raw_encode(ctx["corpus"], ctx["tokenizer"], args.raw_every)
-    raws = [r["tokens_per_s"] for r in (before, after) if r is not None]
-    result["raw_tokens_per_s"] = statistics.mean(raws)
-    result["raw_runs"] = raws
-    print(f"    raw encode_batch around it: {', '.join(f'{r / 1e6:.2f}M' for r in raws)} tokens/s "
-          f"-> {result['tokens'] / result['wall_s'] / result['raw_tokens_per_s']:.2f}x", flush=True)
-    ctx.setdefault("raws", []).extend(r for r in (before, after) if r is not None)
+    measured = [r for r in (before, after) if r is not None]
+    result["raw_tokens_per_s"] = statistics.mean(r["tokens_per_s"] for r in measured)
+    result["raw_fast_tokens_per_s"] = (statistics.mean(r["fast_tokens_per_s"] for r in measured)
+                                       if measured[0]["fast_tokens_per_s"] else None)
+    result["raw_runs"] = [r["tokens_per_s"] for r in measured]
+    rate = result["tokens"] / result["wall_s"]
+    fast = (f", encode_batch_fast {result['raw_fast_tokens_per_s'] / 1e6:.2f}M -> "
+            f"{rate / result['raw_fast_tokens_per_s']:.2f}x" if result["raw_fast_tokens_per_s"] else "")
+    print(f"    raw encode_batch around it: {', '.join(f'{r / 1e6:.2f}M' for r in result['raw_runs'])} tokens/s "
+          f"-> {rate / result['raw_tokens_per_s']:.2f}x{fast}", flush=True)
+    ctx.setdefault("raws", []).extend(measured)
     return result
 
 
@@ -290,6 +301,8 @@ def _median_row(runs: list[dict]) -> dict:
         row[key] = statistics.median(r[key] for r in runs)
     # the ratio of each run to the raw rate measured around it, then the median over repeats
     row["ratio_to_raw"] = statistics.median(r["tokens"] / r["wall_s"] / r["raw_tokens_per_s"] for r in runs)
+    row["ratio_to_fast"] = (statistics.median(r["tokens"] / r["wall_s"] / r["raw_fast_tokens_per_s"] for r in runs)
+                            if runs[0]["raw_fast_tokens_per_s"] else None)
     row["runs"] = [{k: r[k] for k in ("wall_s", "peak_rss_mb", "peak_main_rss_mb", "raw_runs")} for r in runs]
     return row
 
@@ -313,7 +326,9 @@ def bench_size(args, label: str, supported: set[str], notes: list[str]) -> dict:
                 if result is not None:
                     runs.setdefault((mode, workers), []).append(result)
     raws = ctx["raws"]
+    fast = [r["fast_tokens_per_s"] for r in raws if r["fast_tokens_per_s"]]
     raw = dict(raws[0], tokens_per_s=statistics.median(r["tokens_per_s"] for r in raws),
+               fast_tokens_per_s=statistics.median(fast) if fast else None,
                encode_s=statistics.median(r["encode_s"] for r in raws), runs=[r["tokens_per_s"] for r in raws])
     rows = []
     for (mode, _), group in runs.items():
@@ -338,22 +353,26 @@ def markdown(header: dict, sizes: list[dict], notes: list[str]) -> str:
              f"Command: `{header['command']}`", ""]
     lines += [f"- note: {n}" for n in notes] + ([""] if notes else [])
     lines += ["| corpus | documents | tokens | mode | workers | wall s | tokens/s | x raw encode_batch "
-              "| peak RSS MB | RSS/input | shards | exact dups removed | near dups removed |",
-              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| x raw encode_batch_fast | peak RSS MB | RSS/input | shards | exact dups removed | near dups removed |",
+              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in sizes:
         for r in size["rows"]:
             lines.append(f"| {size['size']} ({r['corpus_mb']:.0f} MB) | {_cell(r['documents'], '{:,}')} "
                          f"| {r['tokens']:,} | {r['mode']} | {_cell(r['workers'])} | {r['wall_s']:.1f} "
-                         f"| {r['tokens_per_s'] / 1e6:.2f}M | {r['ratio_to_raw']:.2f} | {r['peak_rss_mb']:.0f} "
+                         f"| {r['tokens_per_s'] / 1e6:.2f}M | {r['ratio_to_raw']:.2f} "
+                         f"| {_cell(r.get('ratio_to_fast'), '{:.2f}')} | {r['peak_rss_mb']:.0f} "
                          f"| {r['rss_per_input']:.2f} | {r['shards']} | {_cell(r['exact_removed'], '{:,}')} "
                          f"| {_cell(r['near_removed'] if r['mode'] == 'near' else None, '{:,}')} |")
     lines.append("")
     for size in sizes:
         raw, gen = size["raw_encode_batch"], size["generator"]
         sample = "every document" if raw["every"] == 1 else f"every {raw['every']}-th batch of 1,000 documents"
-        lines.append(f"- {size['size']}: raw `encode_batch` {raw['tokens_per_s'] / 1e6:.2f}M tokens/s, the median "
-                     f"of {len(raw['runs'])} measurements around the rows ({sample}; {raw['tokens']:,} tokens in "
-                     f"{raw['encode_s']:.1f} s, reading + JSON {raw['read_s']:.1f} s apart; each row's ratio is "
+        fast = (f" (`encode_batch_fast`, which skips character offsets: {raw['fast_tokens_per_s'] / 1e6:.2f}M)"
+                if raw.get("fast_tokens_per_s") else "")
+        lines.append(f"- {size['size']}: raw `encode_batch` {raw['tokens_per_s'] / 1e6:.2f}M tokens/s{fast}, "
+                     f"the median of {len(raw['runs'])} measurements around the rows ({sample}; "
+                     f"{raw['tokens']:,} tokens in {raw['encode_s']:.1f} s, reading + JSON {raw['read_s']:.1f} s "
+                     f"apart; each row's ratio is "
                      f"to the mean of the two measurements just before and after it); "
                      f"corpus {gen['documents']:,} documents "
                      f"with {gen['exact_duplicates']:,} exact and "

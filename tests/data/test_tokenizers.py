@@ -16,6 +16,7 @@ from fromzero.data.tokenizers import (
     Tokenizer,
     TokenizerConfig,
     dtype_for_vocab,
+    fast_encode_batch,
     train_tokenizer,
 )
 from fromzero.errors import ConfigError, DataError
@@ -67,6 +68,18 @@ def test_encode_batch_matches_encode(trained: dict[str, Tokenizer]) -> None:
     texts = [ENGLISH[:300], CHINESE, "x"]
     for tok in trained.values():
         assert tok.encode_batch(texts) == [tok.encode(t) for t in texts]
+
+
+def test_fast_batch_encoding_gives_the_library_encode_batch_ids(trained: dict[str, Tokenizer]) -> None:
+    """prepare and encode_batch use encode_batch_fast (no offsets): the same ids as the library's encode_batch,
+    special tokens included, on text with odd whitespace, accents and CJK."""
+    texts = [NOVEL[200_000:203_000], CHINESE, "  tabs\tand\n\nnewlines  ", "naïve café – “quotes”", ""]
+    for tok in trained.values():
+        assert hasattr(tok.hf, "encode_batch_fast")  # the pinned tokenizers has it: the fast path is tested
+        for special in (False, True):
+            want = [e.ids for e in tok.hf.encode_batch(texts, add_special_tokens=special)]
+            assert [e.ids for e in fast_encode_batch(tok.hf)(texts, add_special_tokens=special)] == want
+            assert tok.encode_batch(texts, add_special_tokens=special) == want
 
 
 def test_char_tokenizer_on_novel() -> None:

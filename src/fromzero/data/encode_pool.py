@@ -28,6 +28,7 @@ import numpy as np
 
 from fromzero.data.dedup import NearDedup, document_key
 from fromzero.data.quality_filters import QualityFilter
+from fromzero.data.tokenizers import fast_encode_batch
 
 
 @dataclass
@@ -52,6 +53,7 @@ class DocumentWork:
         import tokenizers
 
         self.tokenizer = tokenizers.Tokenizer.from_str(tokenizer_json)
+        self._encode = fast_encode_batch(self.tokenizer)  # ids only: no offsets to track
         self.dtype = dtype
         self.quality = QualityFilter.from_options(quality)
         self.near = NearDedup(**near) if near else None
@@ -67,7 +69,7 @@ class DocumentWork:
         bands = [self.near.band_keys(self.near.minhash(t)) if self.near and not r else None
                  for t, r in zip(texts, reasons, strict=True)]
         todo = [t for t, r in zip(texts, reasons, strict=True) if not r] if encode else []
-        encodings = self.tokenizer.encode_batch(todo, add_special_tokens=False) if todo else []
+        encodings = self._encode(todo, add_special_tokens=False) if todo else []
         ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=self.dtype,
                           count=sum(len(e.ids) for e in encodings))
         lengths = np.zeros(len(texts), dtype=np.int64)
