@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from toy_data import make_topic_rows
+from toy_data import finetune_topic_run, make_topic_rows
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TIMEOUT_S = 60
@@ -751,20 +751,11 @@ def short_corpus(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -
 def tiny_classifier_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     """The tiny GPT fine-tuned for two steps on a toy 3-class topic task (full fine-tuning)."""
     from fromzero.finetune.evaluate import evaluate_finetuned_run
-    from fromzero.finetune.runner import finetune
 
-    folder = tmp_path_factory.mktemp("bad-inputs-ft")
-    files = {}
-    for split, n, seed in (("train", 12, 0), ("validation", 9, 1), ("test", 9, 2)):
-        files[split] = folder / f"{split}.jsonl"
-        files[split].write_text(jsonl(make_topic_rows(n, seed, WORDS, FILLER, 2)), encoding="utf-8")
-    recipe = folder / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "seed": 0, "base": str(tiny_run), "task": {"max_len": 24, **{s: str(p) for s, p in files.items()}},
-        "method": {"name": "full"}, "select_metric": "accuracy",
-        "train": {"max_steps": 2, "batch_size": 6, "threads": 1, "log_every": 1, "eval_every": 2},
-        "optim": {"lr": 3e-3, "warmup_steps": 0}}), encoding="utf-8")
-    run_dir = finetune(recipe, out=folder / "ft", progress=False).run_dir
+    splits = {split: make_topic_rows(n, seed, WORDS, FILLER, 2)
+              for split, n, seed in (("train", 12, 0), ("validation", 9, 1), ("test", 9, 2))}
+    run_dir = finetune_topic_run(tmp_path_factory.mktemp("bad-inputs-ft"), tiny_run, splits, max_len=24,
+                                 max_steps=2, batch_size=6, log_every=1, eval_every=2)
     evaluate_finetuned_run(run_dir, progress=False)
     return run_dir
 

@@ -3,18 +3,16 @@ classifier whose every number can be worked out by hand."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from fromzero.data.task_encoding import Framing
 from fromzero.explain.classifier import TextClassifier
-from toy_data import make_topic_rows
+from toy_data import finetune_topic_run, make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team"], "food": ["bread", "soup", "apple"], "music": ["song", "drum", "tune"]}
 FILLER = ["the", "a", "we", "saw", "liked", "big", "today"]
@@ -23,21 +21,10 @@ FILLER = ["the", "a", "we", "saw", "liked", "big", "today"]
 @pytest.fixture(scope="session")
 def classifier_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     """The tiny character GPT fine-tuned for 6 steps on a toy 3-class topic task (full fine-tuning)."""
-    from fromzero.finetune.runner import finetune
-
-    folder = tmp_path_factory.mktemp("explain-ft")
-    files = {}
-    for split, n, seed in (("train", 24, 0), ("validation", 9, 1), ("test", 12, 2)):
-        files[split] = folder / f"{split}.jsonl"
-        files[split].write_text("".join(json.dumps(r) + "\n" for r in make_topic_rows(n, seed, WORDS, FILLER, 2)),
-                                encoding="utf-8")
-    recipe = folder / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "seed": 0, "base": str(tiny_run), "task": {"max_len": 32, **{s: str(p) for s, p in files.items()}},
-        "method": {"name": "full"}, "select_metric": "accuracy",
-        "train": {"max_steps": 6, "batch_size": 8, "threads": 1, "log_every": 3, "eval_every": 6},
-        "optim": {"lr": 3e-3, "warmup_steps": 0}}), encoding="utf-8")
-    return finetune(recipe, out=folder / "ft", progress=False).run_dir
+    splits = {split: make_topic_rows(n, seed, WORDS, FILLER, 2)
+              for split, n, seed in (("train", 24, 0), ("validation", 9, 1), ("test", 12, 2))}
+    return finetune_topic_run(tmp_path_factory.mktemp("explain-ft"), tiny_run, splits, max_len=32, max_steps=6,
+                              batch_size=8, log_every=3, eval_every=6)
 
 
 class SumPoolClassifier(nn.Module):

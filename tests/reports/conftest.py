@@ -3,13 +3,11 @@ test files whose rows carry a ``group`` field."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from toy_data import make_topic_rows
+from toy_data import finetune_topic_run, make_topic_rows
 
 WORDS = {"sport": ["ball", "goal", "team"], "food": ["bread", "soup", "apple"]}
 FILLER = ["the", "a", "we", "saw", "liked", "big", "today"]
@@ -25,17 +23,7 @@ def grouped_rows(n: int, seed: int) -> list[dict]:
 @pytest.fixture(scope="session")
 def binary_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     """The tiny character GPT fully fine-tuned for 6 steps on a binary topic task (test rows carry a group)."""
-    from fromzero.finetune.runner import finetune
-
-    folder = tmp_path_factory.mktemp("report-ft")
-    files = {}
-    for split, n, seed in (("train", 24, 0), ("validation", 8, 1), ("test", 15, 2)):
-        files[split] = folder / f"{split}.jsonl"
-        files[split].write_text("".join(json.dumps(r) + "\n" for r in grouped_rows(n, seed)), encoding="utf-8")
-    recipe = folder / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "seed": 0, "base": str(tiny_run), "task": {"max_len": 32, **{s: str(p) for s, p in files.items()}},
-        "method": {"name": "full"}, "select_metric": "accuracy",
-        "train": {"max_steps": 6, "batch_size": 8, "threads": 1, "log_every": 2, "eval_every": 3},
-        "optim": {"lr": 3e-3, "warmup_steps": 0}}), encoding="utf-8")
-    return finetune(recipe, out=folder / "ft", progress=False).run_dir
+    splits = {split: grouped_rows(n, seed)
+              for split, n, seed in (("train", 24, 0), ("validation", 8, 1), ("test", 15, 2))}
+    return finetune_topic_run(tmp_path_factory.mktemp("report-ft"), tiny_run, splits, max_len=32, max_steps=6,
+                              batch_size=8, log_every=2, eval_every=3)

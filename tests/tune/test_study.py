@@ -84,7 +84,6 @@ def test_unknown_metric_is_a_clear_error(tmp_path: Path, recipe: Path) -> None:
 def test_an_image_recipe_is_tuned_like_a_text_one(tmp_path: Path) -> None:
     """`fromzero train` recipes run as trials too: the value is the best validation accuracy of each run."""
     from conftest import TINY_IMAGE_RECIPE
-
     from fromzero.vision.recipe import load_vision_recipe
 
     recipe = write_yaml(tmp_path / "digits.yaml", {**TINY_IMAGE_RECIPE, "select_metric": "accuracy"})
