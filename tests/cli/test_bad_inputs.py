@@ -726,6 +726,10 @@ ROWS: list[Row] = [
     row("ensemble-one-run", [*ENSEMBLE, "ft"], "at least two", setup=ft_run(), out="ens"),
     row("ensemble-out-not-empty", [*ENSEMBLE, "ft", "ft"], "ens", "not empty",
         setup=_all(ft_run(), folder("ens", "notes.txt")), out="ens"),
+    row("ensemble-image-and-text-run", [*ENSEMBLE, "img", "ft"], "ft", "text run", "img",
+        setup=_all(image_run(), ft_run()), out="ens"),
+    row("train-adversarial-non-classification", TRAIN, "v.yaml", "adversarial.method", "image_classification",
+        setup=vision_recipe(task="denoising", adversarial={"method": "fgm"}), out="v_out"),
     row("finetune-adversarial-fgm-with-steps", FINETUNE, "recipe.yaml", "adversarial.steps", "pgd",
         setup=ft_recipe(adversarial={"method": "fgm", "steps": 3}), out="ft_out"),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------

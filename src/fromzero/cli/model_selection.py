@@ -6,16 +6,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fromzero.cli.options import Handler, add_no_progress, check_recipe_domain, non_negative_int
+from fromzero.cli.options import Handler, add_no_progress, non_negative_int
 
 SHOWN = ("accuracy", "f1_macro", "f1_micro", "mse", "mae", "r2", "subset_accuracy")  # table columns, if present
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add the subcommands of this module; returns their handlers by name."""
-    p = sub.add_parser("cv", help="k-fold cross-validation of a sequence-classification fine-tuning recipe "
-                                  "(stratified); --section.key=value override it")
-    p.add_argument("recipe", help="fine-tuning recipe YAML (task.kind: sequence_classification)")
+    p = sub.add_parser("cv", help="k-fold cross-validation of a sequence-classification fine-tuning recipe or an "
+                                  "image_classification recipe (stratified); --section.key=value override it")
+    p.add_argument("recipe", help="fine-tuning recipe YAML (task.kind: sequence_classification) or vision recipe "
+                                  "(task: image_classification)")
     p.add_argument("--folds", type=int, default=5, help="number of folds k >= 2 (default 5)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the fold assignment (default 0)")
     p.add_argument("--out", default=None, help="folder: fold_<i>/ runs, splits/, cv.json (default runs/cv_<recipe>)")
@@ -27,15 +28,16 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
     p = sub.add_parser("ensemble", help="combine fine-tuned classifiers (mean, vote or weighted) into one run "
                                         "directory, scored against each member")
-    p.add_argument("runs", nargs="+", help="fine-tuned single-label sequence_classification run directories")
+    p.add_argument("runs", nargs="+", help="fine-tuned single-label sequence_classification run directories, or "
+                                          "image_classification runs")
     p.add_argument("--method", choices=("mean", "vote", "weighted"), default="mean",
                    help="mean of probabilities (default), majority vote, or probabilities weighted by each member's "
                         "validation metric")
     p.add_argument("--out", required=True, help="the ensemble's run directory (new or empty)")
     p.add_argument("--split", default="test", help="split scored: test (default) or validation")
-    p.add_argument("--weight-metric", default="f1_macro",
+    p.add_argument("--weight-metric", default=None,
                    help="weighted: the members' best validation metric used as weight (accuracy, f1_macro, "
-                        "f1_micro; default f1_macro)")
+                        "f1_micro; default f1_macro; image runs: accuracy)")
     add_no_progress(p)
     return {"cv": _cv, "ensemble": _ensemble}
 
@@ -45,7 +47,6 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _cv(args: argparse.Namespace) -> int:
-    check_recipe_domain(args.recipe, "cv")
     from fromzero.tune.cross_validation import CV_INFO, CVOptions, cross_validate
 
     opts = CVOptions(folds=args.folds, seed=args.seed, out=args.out, validation=args.validation, resume=args.resume)

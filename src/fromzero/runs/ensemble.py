@@ -1,4 +1,4 @@
-"""An ensemble run directory: several fine-tuned classifiers answering as one model.
+"""An ensemble run directory: several fine-tuned classifiers (or image classifiers) answering as one model.
 
     ens/ensemble.json     method, member folders (relative), normalised weights, how they were chosen, the
                           evaluation table written by ``fromzero ensemble``
@@ -16,6 +16,10 @@ model returns log-scores whose softmax is the ensemble's distribution q:
 so argmax q is the majority class; a tie in votes goes to the class with the higher mean probability
 (a vote is worth 1, the tie-breaker at most 1/2), and a tie in both to the lowest class index. Classes no
 member voted for keep a small non-zero score, so the log-loss stays finite.
+
+Image-classification ensembles hold vision.json (the first member's) instead of finetune.json; the model takes
+pixels normalised with the ensemble's (first member's) mean / std, and a member trained with other statistics
+gets them re-normalised, ``((p * std_0 + mean_0) - mean_i) / std_i`` (:class:`Renormalised`).
 """
 
 from __future__ import annotations
@@ -87,21 +91,47 @@ def check_ensemble_info(info: Any, file: Path) -> None:
                               "`fromzero ensemble`")
 
 
-def load_ensemble_model(path: Path, info: dict[str, Any], load_member: Callable[[Path], Any]) -> EnsembleClassifier:
+class Renormalised(nn.Module):
+    """A member image model behind a change of pixel normalisation: p (ensemble's stats) -> member's stats."""
+
+    def __init__(self, model: nn.Module, source: dict[str, Any], target: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model
+        for name, stats in (("src", source), ("dst", target)):
+            for key in ("mean", "std"):
+                self.register_buffer(f"{name}_{key}", torch.tensor(stats[key], dtype=torch.float32).view(1, -1, 1, 1),
+                                     persistent=False)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(((pixels * self.src_std + self.src_mean) - self.dst_mean) / self.dst_std)
+
+
+def _member_model(member: Any, folder: Path, kind: str, vision: dict[str, Any] | None) -> nn.Module:
+    """The member's model after checking it matches the ensemble's kind (image members re-normalised)."""
+    if member.kind not in ("sequence_classification", "image_classification") or member.problem != "single_label":
+        raise CheckpointError(f"{folder}: a {member.kind} ({member.problem}) run; ensemble members are single-label "
+                              "sequence_classification or image_classification runs")
+    if member.kind != kind:
+        raise CheckpointError(f"{folder}: a {member.kind} run in a {kind} ensemble; members must share their task")
+    if vision is None or all(member.vision[k] == vision[k] for k in ("mean", "std")):
+        return member.model
+    return Renormalised(member.model, vision, member.vision)
+
+
+def load_ensemble_model(path: Path, info: dict[str, Any], load_member: Callable[[Path], Any],
+                        vision: dict[str, Any] | None = None) -> EnsembleClassifier:
     """The ensemble of the run directory ``path`` (its ensemble.json read as ``info``); ``load_member(folder)``
-    returns a loaded member run (``runs.load_run``, passed in so this module does not import it back)."""
+    returns a loaded member run (``runs.load_run``, passed in so this module does not import it back).
+    ``vision``: the ensemble's vision.json for an image-classification ensemble (None: a text one)."""
     file = path / ENSEMBLE_INFO
     check_ensemble_info(info, file)
+    kind = "sequence_classification" if vision is None else "image_classification"
     models = []
     for rel in info["members"]:
         folder = path / rel
         if not folder.is_dir():
             raise CheckpointError(f"{file}: member {rel} is missing from {path}; copy the whole ensemble folder")
-        member = load_member(folder)
-        if member.kind != "sequence_classification" or member.problem != "single_label":
-            raise CheckpointError(f"{folder}: a {member.kind} ({member.problem}) run; ensemble members are "
-                                  "single-label sequence_classification runs")
-        models.append(member.model)
+        models.append(_member_model(load_member(folder), folder, kind, vision))
     try:
         return EnsembleClassifier(models, info["method"], info["weights"]).eval()
     except (ValueError, TypeError) as err:

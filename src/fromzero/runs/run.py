@@ -235,7 +235,11 @@ def _load_image_run(path: Path, config: dict[str, Any], with_weights: bool, devi
     cfg = model_config(vision["family"], vision["model"], file=str(path / VISION_INFO))
     compression = read_compression_info(path)
     model, weights = None, None
-    if with_weights:
+    if with_weights and (path / ENSEMBLE_INFO).is_file():  # an image-classification ensemble
+        weights = path / ENSEMBLE_INFO
+        model = load_ensemble_model(path, read_run_json(weights), lambda p: load_run(p, device=device),
+                                    vision).to(device)
+    elif with_weights:
         weights = path / "model.safetensors"
         if not weights.is_file():
             raise CheckpointError(f"{path}: model.safetensors is missing; the run directory is incomplete")

@@ -1,4 +1,5 @@
-"""``fromzero cv``: k-fold cross-validation of a sequence-classification fine-tuning recipe.
+"""``fromzero cv``: k-fold cross-validation of a sequence-classification fine-tuning recipe (image
+classification recipes: ``tune/image_cross_validation.py``).
 
 The recipe's training file is cut into k folds (seeded): single-label tasks with scikit-learn's
 ``StratifiedKFold`` (each fold keeps the class proportions), multi-label and regression tasks with plain
@@ -18,33 +19,21 @@ finished folds, resumes an interrupted one from its checkpoint and trains the re
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fromzero.atomic import require_new_folder, write_text
+from fromzero.config import load_yaml
 from fromzero.data.task_data import TextExample, read_text_classification
 from fromzero.errors import ConfigError
 from fromzero.finetune.evaluate import evaluate_finetuned_run
 from fromzero.finetune.recipe import FinetuneRecipe, TaskConfig, load_finetune_recipe
 from fromzero.finetune.runner import finetune
 from fromzero.progress import progress
-from fromzero.runs import FINETUNE_INFO, read_run_json
-
-CV_INFO = "cv.json"
-
-
-@dataclass(frozen=True)
-class CVOptions:
-    """How the folds are made and where they go."""
-
-    folds: int = 5
-    seed: int = 0  # fold assignment; the recipe's own seed still fixes initialisation and data order
-    out: str | None = None  # default: runs/cv_<recipe name>
-    validation: Literal["fold", "recipe"] = "fold"
-    resume: bool = False
+from fromzero.runs import FINETUNE_INFO, is_vision_recipe_data, read_run_json
+from fromzero.tune.cv_summary import CV_INFO, CVOptions, summarize
+from fromzero.tune.image_cross_validation import cross_validate_images
 
 
 def _read(task: TaskConfig, path: str) -> list[TextExample]:
@@ -93,18 +82,6 @@ def write_examples(path: Path, examples: list[TextExample], task: TaskConfig) ->
         rows.append(json.dumps(row, ensure_ascii=False) + "\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, "".join(rows))
-
-
-def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
-    """Mean and sample standard deviation of every metric all folds report (flags ``*_skipped`` left out)."""
-    names = [k for k in per_fold[0] if not k.endswith("_skipped") and all(k in m for m in per_fold)]
-    out = {}
-    for name in names:
-        values = [float(m[name]) for m in per_fold]
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        out[name] = {"mean": mean, "std": std, "values": values}
-    return out
 
 
 def _recipe(recipe_path: str | Path, overrides: list[str]) -> FinetuneRecipe:
@@ -175,8 +152,11 @@ def _run_fold(recipe_path: str | Path, overrides: list[str], run_dir: Path, show
 
 def cross_validate(recipe_path: str | Path, overrides: list[str] | None = None, opts: CVOptions = CVOptions(),
                    show: bool = True) -> dict[str, Any]:
-    """Run every fold of ``recipe_path`` (with ``overrides``) and write OUT/cv.json; returns its content."""
+    """Run every fold of ``recipe_path`` (with ``overrides``) and write OUT/cv.json; returns its content.
+    A vision recipe goes to ``tune.image_cross_validation`` (folds of its training images)."""
     overrides = list(overrides or [])
+    if is_vision_recipe_data(load_yaml(recipe_path)):
+        return cross_validate_images(recipe_path, overrides, opts, show)
     recipe = _recipe(recipe_path, overrides)
     out = Path(opts.out) if opts.out else Path("runs") / f"cv_{Path(recipe_path).stem}"
     _check_out(out, opts, recipe)

@@ -25,9 +25,10 @@ from fromzero.eval.task_metrics import score_outputs
 from fromzero.finetune.evaluate import FinetunedRun, finetuned_task_data, load_finetuned
 from fromzero.finetune.predict import task_outputs
 from fromzero.progress import progress
-from fromzero.runs import FINETUNE_INFO
+from fromzero.runs import FINETUNE_INFO, VISION_INFO
 from fromzero.runs.ensemble import ENSEMBLE_INFO, ENSEMBLE_METHODS
 from fromzero.staging import staged_dir
+from fromzero.tune.image_ensemble import build_image_ensemble
 
 WEIGHT_METRICS = ("accuracy", "f1_macro", "f1_micro")
 # finetune.json keys the ensemble keeps from its first member (what loading and scoring need)
@@ -133,13 +134,22 @@ def score_runs(runs: Sequence[FinetunedRun], data_from: FinetunedRun, split: str
 
 
 def build_ensemble(paths: Sequence[str | Path], method: str, out: str | Path, *, split: str = "test",
-                   weight_metric: str = "f1_macro", show: bool = True) -> dict[str, Any]:
+                   weight_metric: str | None = None, show: bool = True) -> dict[str, Any]:
     """Write the ensemble run directory ``out`` and score it and every member on ``split``; returns
-    ensemble.json's content (with ``evaluation``: split, examples, members' and the ensemble's metrics)."""
+    ensemble.json's content (with ``evaluation``: split, examples, members' and the ensemble's metrics).
+    Image-classification runs go to ``tune.image_ensemble`` (``weight_metric`` null: f1_macro / accuracy)."""
     if method not in ENSEMBLE_METHODS:
         raise ConfigError(f"--method: {method!r} is not one of {', '.join(ENSEMBLE_METHODS)}")
     if split not in ("validation", "test"):
         raise ConfigError(f"--split: {split!r} is not one of validation, test")
+    image = [(Path(p) / VISION_INFO).is_file() for p in paths]
+    if any(image):
+        if not all(image):
+            raise CheckpointError(f"{paths[image.index(False)]}: a text run next to the image run "
+                                  f"{paths[image.index(True)]}; an ensemble's members are all image or all text runs")
+        return build_image_ensemble(paths, method, out, split=split, weight_metric=weight_metric or "accuracy",
+                                    show=show)
+    weight_metric = weight_metric or "f1_macro"
     members = load_members(paths)
     weights = member_weights(members, method, weight_metric)
     with staged_dir(out) as tmp:

@@ -30,6 +30,7 @@ from fromzero.models import config_class, model_config
 from fromzero.runs import VISION_TASKS
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
+from fromzero.vision.adversarial import ImageAdversarialConfig
 
 VisionTask = Literal["image_classification", "detection", "segmentation", "denoising", "mae"]
 TASKS = VISION_TASKS
@@ -70,6 +71,9 @@ class VisionRecipe:
     objective: dict[str, Any] = field(default_factory=dict, help="loss settings: label_smoothing "
                                       "(classification), dice_weight (segmentation), loss: mse|l1 (denoising)")
     detect: DetectConfig = field(default_factory=DetectConfig, help="detection: thresholds for boxes")
+    adversarial: ImageAdversarialConfig = field(default_factory=ImageAdversarialConfig,
+                                                help="image_classification: FGSM / PGD adversarial training on "
+                                                     "pixels (L-inf, eps in [0, 1] units; vision/adversarial.py)")
     init: str | None = field(None, help="a run directory whose weights start this model: the same family, "
                                         "or an MAE run's encoder for a vit")
     select_metric: str | None = field(None, help="validation metric for the best checkpoint and early stopping "
@@ -85,6 +89,8 @@ class VisionRecipe:
                 f"{self.select_metric!r} is not one of {', '.join(choices)} for {self.task}")
         require(not self.augment.mixes or self.task == "image_classification", "augment",
                 "mixup / cutmix mix labels: only image_classification can use them")
+        require(not self.adversarial.active or self.task == "image_classification", "adversarial.method",
+                f"adversarial training applies to image_classification, not {self.task}; set adversarial.method: none")
 
     @property
     def metric(self) -> str:

@@ -40,6 +40,7 @@ from fromzero.train.distributed import world
 from fromzero.train.hooks import WrapObjective
 from fromzero.train.loggers import plot_losses, read_metrics
 from fromzero.train.trainer import Trainer, TrainResult
+from fromzero.vision.adversarial import image_adversarial_objective
 from fromzero.vision.evaluate import evaluate_image_run
 from fromzero.vision.hooks import VisionHooks
 from fromzero.vision.init_weights import load_init_weights
@@ -61,7 +62,10 @@ class VisionResult:
 
 def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
     require_resumable_run_dir(run_dir)
-    previous = load_yaml(run_dir / "config.yaml")
+    try:  # through the loader, so keys added since the run started compare at their defaults
+        previous = recipe_dict(load_vision_recipe(run_dir / "config.yaml"))
+    except ConfigError:
+        previous = load_yaml(run_dir / "config.yaml")
     for section in ("task", "data", "model", "init", "seed", "augment", "noise", "objective"):
         if previous.get(section) != saved.get(section):
             raise CheckpointError(f"{run_dir / 'config.yaml'}: '{section}' differs from the recipe; a resumed run "
@@ -106,12 +110,13 @@ def train_vision(recipe_path: str | Path | None, overrides: list[str] | None = N
     cfg = recipe.model_config(model_fill(recipe.task, splits.train), file)
     model = build_model(cfg)
     init_info = load_init_weights(model, recipe.init, file) if recipe.init else None
-    objective = build_objective(recipe.task, recipe.objective, file)
+    mean, std = _stats(recipe, splits.train)
+    objective = image_adversarial_objective(build_objective(recipe.task, recipe.objective, file), recipe.adversarial,
+                                            mean, std)
     if wrap_objective is not None:
         objective = wrap_objective(objective)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(saved))
-    mean, std = _stats(recipe, splits.train)
     info = {"task": recipe.task, "family": family_of(cfg).name, "model": to_dict(cfg),
             "class_names": splits.train.class_names, "channels": splits.train.channels,
             "image_size": list(splits.train.size), "fixed_size": recipe.task != "denoising", "mean": mean,

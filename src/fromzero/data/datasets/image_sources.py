@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from fromzero.config import field, require
+from fromzero.data.datasets.image_folds import ImageFoldConfig, fold_split
 from fromzero.data.datasets.photos import PhotoConfig
 from fromzero.data.datasets.scenes import SceneConfig
 from fromzero.data.image_set import ImageSet, ImageSplits
@@ -57,6 +58,8 @@ class ImageDataConfig:
     limit_test: int | None = field(None, help="use at most this many test images (null: all)")
     scenes: SceneConfig = field(default_factory=SceneConfig, help="source scenes: the composed scenes")
     photos: PhotoConfig = field(default_factory=PhotoConfig, help="source photos: crops for denoising")
+    fold: ImageFoldConfig = field(default_factory=ImageFoldConfig, help="k-fold cross-validation: fold index "
+                                  "of k of the training images is the test split (`fromzero cv`; image_folds.py)")
 
     def __post_init__(self) -> None:
         require(self.source in IMAGE_SOURCES, "source",
@@ -205,6 +208,9 @@ def load_image_data(cfg: ImageDataConfig, seed: int, file: str | None = None) ->
     pool, validation, test = IMAGE_SOURCES[cfg.source].load(cfg, seed, file)
     if cfg.limit_train is not None:
         pool = pick(pool, cfg.limit_train, seed + 2, _key(file, "limit_train"))[0]
+    if cfg.fold.k is not None:  # cross-validation: the held-out fold is the test split (image_folds.py)
+        pool, test = fold_split(pool, cfg.fold, _key(file, "fold"))
+        validation = test if cfg.fold.validation == "fold" else None
     if validation is None:
         pool, validation = _hold_out(pool, cfg.validation, seed + 3, _key(file, "validation"))
     train = pool
