@@ -12,6 +12,10 @@ TINY_OVERRIDES = [
     "--model.name=gpt-char-tiny", "--model.block_size=32", "--train.batch_size=8", "--train.threads=1",
     "--train.log_every=5", "--train.eval_every=10", "--train.eval_batches=2", "--train.ckpt_every=10",
     "--train.keep_last=0", "--optim.warmup_steps=5", "--optim.lr=3e-3", "--sample.generation.max_new_tokens=20",
+    # `auto` would time fp32 against bf16 per run: on a CPU with native bf16 (AMX) two runs of a tiny model
+    # can land on different sides of the tie, and tests compare runs (tests/train/test_precision_resume.py
+    # covers auto itself)
+    "--train.precision=fp32",
 ]
 
 
@@ -58,8 +62,8 @@ def tiny_bert_run(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) 
 
 TINY_IMAGE_RECIPE = {"seed": 0, "task": "image_classification", "data": {"source": "digits"},
                      "model": {"name": "cnn", "channels": [4, 8], "hidden": 16},
-                     "train": {"max_steps": 4, "batch_size": 16, "threads": 1, "log_every": 2, "eval_every": 4,
-                               "eval_batches": 1, "ckpt_every": 0},
+                     "train": {"max_steps": 4, "batch_size": 16, "threads": 1, "precision": "fp32", "log_every": 2,
+                               "eval_every": 4, "eval_batches": 1, "ckpt_every": 0},
                      "optim": {"lr": 3e-3, "warmup_steps": 1}}
 
 

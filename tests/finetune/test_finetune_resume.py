@@ -63,7 +63,8 @@ def _recipe(tmp: Path, base: Path, files: dict[str, Path], method: str) -> Path:
     recipe = {"seed": 3, "base": str(base),
               "task": {"max_len": 24, "dropout": 0.1, **{s: str(p) for s, p in files.items()}},
               "method": METHODS[method], "select_metric": "f1_macro",
-              "train": {"max_steps": 10, "batch_size": 8, "threads": 1, "log_every": 1, "eval_every": 2,
+              "train": {"max_steps": 10, "batch_size": 8, "threads": 1, "precision": "fp32",
+                        "log_every": 1, "eval_every": 2,
                         "eval_batches": 1, "ckpt_every": 3, "keep_last": 1},
               "optim": {"lr": 1e-2, "warmup_steps": 2}}
     path = tmp / f"{method}.yaml"

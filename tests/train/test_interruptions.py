@@ -52,7 +52,7 @@ def _trainer(run_dir: Path, tokens: torch.Tensor, at: int | None = None, action=
     train = RandomWindows(data, 16, 4, seed=1)
     source = Tripwire(train, at, action) if at is not None else train
     cfg = TrainConfig(max_steps=max_steps, batch_size=4, seq_len=16, log_every=2, eval_every=10, eval_batches=2,
-                      ckpt_every=ckpt_every, keep_last=0, threads=1)
+                      ckpt_every=ckpt_every, keep_last=0, threads=1, precision="fp32")
     return Trainer(model, CausalLM(), source, RandomWindows(data, 16, 4, seed=2), cfg,
                    OptimConfig(lr=3e-3, warmup_steps=2), run_dir, progress=False)
 

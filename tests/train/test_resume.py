@@ -86,7 +86,7 @@ def _trainer(run_dir: Path, objective=None, **train) -> Trainer:
     torch.manual_seed(0)
     model = create_model("gpt-char-tiny", block_size=16)
     cfg = TrainConfig(**{"max_steps": 30, "batch_size": 4, "log_every": 1, "eval_every": 10, "eval_batches": 2,
-                         "ckpt_every": 10, "keep_last": 0, "threads": 1, **train})
+                         "ckpt_every": 10, "keep_last": 0, "threads": 1, "precision": "fp32", **train})
     src = CountingSource(RandomTokens(128, 16, seed=1))
     return Trainer(model, objective or CausalLM(), src, RandomTokens(128, 16, seed=2), cfg,
                    OptimConfig(lr=1e-3, warmup_steps=2), run_dir, progress=False)

@@ -19,7 +19,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 RECIPE = {"seed": 3, "task": "image_classification", "data": {"source": "digits"},
           "augment": {"hflip": 0.5, "crop_padding": 1, "jitter": 0.2, "mixup_alpha": 0.4},
           "model": {"name": "cnn", "channels": [8, 16], "hidden": 32},
-          "train": {"max_steps": 30, "batch_size": 16, "threads": 1, "log_every": 1, "eval_every": 10,
+          "train": {"max_steps": 30, "batch_size": 16, "threads": 1, "precision": "fp32",
+                    "log_every": 1, "eval_every": 10,
                     "eval_batches": 2, "ckpt_every": 5, "keep_last": 0},
           "optim": {"lr": 5e-3, "warmup_steps": 5}}
 
