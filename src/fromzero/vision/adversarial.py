@@ -26,47 +26,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
 from fromzero.config import field, require
 from fromzero.objectives import Objective, ObjectiveOutput
-
-PGD_STEPS = 3  # default PGD steps (as the text option)
-PGD_ALPHA = 2.5  # default PGD step: alpha = PGD_ALPHA * eps / steps (Madry et al.)
+from fromzero.objectives.adversarial_options import AdversarialOptions
 
 
 @dataclass(frozen=True)
-class ImageAdversarialConfig:
-    """Adversarial training on pixels: an L-inf perturbation toward a higher loss, trained on with the clean batch."""
+class ImageAdversarialConfig(AdversarialOptions):
+    """Adversarial training on pixels: an L-inf perturbation toward a higher loss, trained on with the clean batch
+    (fgm is FGSM here: one signed-gradient step of eps; pgd's alpha is in pixel units too)."""
 
-    method: Literal["none", "fgm", "pgd"] = field("none", help="none | fgm (FGSM: one signed-gradient step of eps) "
-                                                              "| pgd (steps projected signed steps)")
     eps: float = field(0.03, help="L-inf radius in [0, 1] pixel units (8/255 ~ 0.031 is the usual choice)")
-    steps: int | None = field(None, help="pgd: gradient steps (null: 3); fgm takes exactly one")
-    alpha: float | None = field(None, help="pgd: step length in pixel units (null: 2.5 * eps / steps); fgm: eps")
-    weight: float = field(1.0, help="w in (clean + w * adversarial loss) / (1 + w)")
 
     def __post_init__(self) -> None:
-        require(0 <= self.eps <= 1, "eps", f"must be in [0, 1] (pixel units), got {self.eps}")
-        require(self.weight >= 0, "weight", f"must be >= 0, got {self.weight}")
-        require(self.steps is None or self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
-        require(self.alpha is None or self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
-        require(self.method != "fgm" or self.steps in (None, 1), "steps", "fgm takes one step; use method: pgd")
-        require(self.method != "fgm" or self.alpha is None, "alpha", "fgm's step is eps; use method: pgd")
-
-    @property
-    def active(self) -> bool:
-        return self.method != "none"
-
-    def plan(self) -> tuple[int, float]:
-        """(steps, alpha) of the method (FGSM: one step of eps)."""
-        if self.method == "fgm":
-            return 1, self.eps
-        steps = self.steps or PGD_STEPS
-        return steps, self.alpha if self.alpha is not None else PGD_ALPHA * self.eps / steps
+        super().__post_init__()
+        require(self.eps <= 1, "eps", f"must be in [0, 1] (pixel units), got {self.eps}")
 
 
 @contextlib.contextmanager
