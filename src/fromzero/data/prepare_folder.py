@@ -47,7 +47,7 @@ def _check_shards(out: Path, state: dict[str, Any]) -> None:
 
 
 def _leftover(path: Path) -> bool:
-    """A temp file of an atomic write cut short by a kill (``.NAME.XXXX.tmp``)."""
+    """A temp file of an atomic write cut short by a kill: hidden, ``.NAME.<random suffix>.tmp``."""
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 

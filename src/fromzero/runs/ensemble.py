@@ -136,3 +136,13 @@ def load_ensemble_model(path: Path, info: dict[str, Any], load_member: Callable[
         return EnsembleClassifier(models, info["method"], info["weights"]).eval()
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{file}: {err}") from None
+
+
+def evaluation_record(members: Sequence[Any], member_metrics: Sequence[dict[str, float]],
+                      ensemble_metrics: dict[str, float], split: str, examples: int) -> dict[str, Any]:
+    """ensemble.json's ``evaluation``: each member's metrics beside the ensemble's on the same split, and the
+    member with the best accuracy."""
+    best = max(range(len(members)), key=lambda i: member_metrics[i].get("accuracy", 0.0))
+    return {"split": split, "examples": examples,
+            "members": [{"run": str(m.path), "metrics": x} for m, x in zip(members, member_metrics, strict=True)],
+            "ensemble": ensemble_metrics, "best_member_by_accuracy": best}

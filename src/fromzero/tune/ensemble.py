@@ -26,7 +26,7 @@ from fromzero.finetune.evaluate import FinetunedRun, finetuned_task_data, load_f
 from fromzero.finetune.predict import task_outputs
 from fromzero.progress import progress
 from fromzero.runs import FINETUNE_INFO, VISION_INFO
-from fromzero.runs.ensemble import ENSEMBLE_INFO, ENSEMBLE_METHODS
+from fromzero.runs.ensemble import ENSEMBLE_INFO, ENSEMBLE_METHODS, evaluation_record
 from fromzero.staging import staged_dir
 from fromzero.tune.image_ensemble import build_image_ensemble
 
@@ -157,11 +157,7 @@ def build_ensemble(paths: Sequence[str | Path], method: str, out: str | Path, *,
         write_text(tmp / ENSEMBLE_INFO, json.dumps(content, indent=1))
         ensemble = load_finetuned(tmp)
         (*member_metrics, ens_metrics), examples = score_runs([*members, ensemble], ensemble, split, show)
-        best = max(range(len(members)), key=lambda i: member_metrics[i].get("accuracy", 0.0))
-        content["evaluation"] = {
-            "split": split, "examples": examples,
-            "members": [{"run": str(m.path), "metrics": x} for m, x in zip(members, member_metrics, strict=True)],
-            "ensemble": ens_metrics, "best_member_by_accuracy": best}
+        content["evaluation"] = evaluation_record(members, member_metrics, ens_metrics, split, examples)
         write_text(tmp / ENSEMBLE_INFO, json.dumps(content, indent=1))
     content["out"] = str(out)
     return content

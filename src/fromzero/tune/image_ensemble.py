@@ -27,7 +27,7 @@ from fromzero.errors import CheckpointError, ConfigError
 from fromzero.eval.image_metrics import classification_scores
 from fromzero.progress import progress
 from fromzero.runs import VISION_INFO, Run, load_run
-from fromzero.runs.ensemble import ENSEMBLE_INFO
+from fromzero.runs.ensemble import ENSEMBLE_INFO, evaluation_record
 from fromzero.staging import staged_dir
 from fromzero.vision.evaluate import evaluate_image_run, test_batches
 from fromzero.vision.recipe import load_vision_recipe
@@ -118,11 +118,7 @@ def build_image_ensemble(paths: Sequence[str | Path], method: str, out: str | Pa
         _write_folder(tmp, members, content)
         ensemble = load_run(tmp)
         (*member_metrics, ens_metrics), examples = score_image_runs([*members, ensemble], ensemble, split, show)
-        best = max(range(len(members)), key=lambda i: member_metrics[i].get("accuracy", 0.0))
-        content["evaluation"] = {
-            "split": split, "examples": examples,
-            "members": [{"run": str(m.path), "metrics": x} for m, x in zip(members, member_metrics, strict=True)],
-            "ensemble": ens_metrics, "best_member_by_accuracy": best}
+        content["evaluation"] = evaluation_record(members, member_metrics, ens_metrics, split, examples)
         write_text(tmp / ENSEMBLE_INFO, json.dumps(content, indent=1))
     evaluate_image_run(out)  # eval.json and plots, as for any image run
     content["out"] = str(out)
