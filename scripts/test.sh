@@ -9,6 +9,9 @@ bash scripts/install_browser.sh || echo "warning: could not install chromium (se
 bash scripts/install_bible.sh || echo "warning: could not install the Bible modules (see scripts/install_bible.sh)" >&2
 # Fashion-MNIST for the vision tests (composed scenes); without it those tests skip locally and fail when CI=true.
 bash scripts/install_fashion_mnist.sh || echo "warning: could not install Fashion-MNIST (see scripts/install_fashion_mnist.sh)" >&2
+# MovieLens small (Debian r-cran-dslabs, unpacked into ~/.cache) for the recommender tests; without it that test
+# skips locally and fails when CI=true.
+bash scripts/install_movielens.sh || echo "warning: could not fetch MovieLens (see scripts/install_movielens.sh)" >&2
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports
 set +e

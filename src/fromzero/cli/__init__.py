@@ -18,6 +18,7 @@ from fromzero.cli import (
     inference,
     interop,
     model_selection,
+    recommending,
     reporting,
     training,
     tuning,
@@ -58,6 +59,8 @@ USAGE_EXAMPLES = """examples:
   fromzero cv recipes/finetune_trec_lora.yaml --folds 5 --out runs/cv_trec   # mean and std over folds
   fromzero ensemble runs/trec_s0 runs/trec_s1 runs/trec_s2 --method mean --out runs/trec_ens
   fromzero eval runs/finetune_trec_lora --group-by group --data test_with_groups.jsonl   # per-group metrics
+  fromzero train recipes/movielens_sasrec.yaml     # recommenders: MovieLens, full-ranking HR@10 / NDCG@10
+  fromzero recommend runs/movielens_sasrec --user 15 --k 10 --explain
   fromzero report runs/finetune_trec_lora        # regenerate and open the run's report.html
 """
 
@@ -72,7 +75,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sub = parser.add_subparsers(dest="command", required=True)
     handlers: dict[str, Handler] = {}
     for group in (data, training, vision, inference, evaluation, interop, compression, explaining, tuning, reporting,
-                  model_selection):
+                  model_selection, recommending):
         handlers.update(group.add_commands(sub))
     return parser, handlers
 

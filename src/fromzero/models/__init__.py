@@ -1,7 +1,28 @@
 """Model families and the registry. Importing this package registers every family."""
 
 # importing each family registers it and its presets
-from fromzero.models import bert, cnn, denoiser, fcn, gpt, inception, mae, rcnn, resnet, t5, unet, vit, yolo  # noqa: F401  (text)  # noqa: F401  (images)
+from fromzero.models import (  # noqa: F401  (text, images, recommenders)
+    bert,
+    bert4rec,
+    cnn,
+    content_based,
+    denoiser,
+    fcn,
+    gpt,
+    inception,
+    item_knn,
+    mae,
+    matrix_factorization,
+    popularity,
+    rcnn,
+    resnet,
+    sasrec,
+    t5,
+    two_tower,
+    unet,
+    vit,
+    yolo,
+)
 from fromzero.models.bert import Bert, BertConfig
 from fromzero.models.gpt import GPT, GPTConfig
 from fromzero.models.registry import (

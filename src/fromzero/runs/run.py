@@ -23,7 +23,6 @@ names, as a pretraining run saves it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,13 @@ from fromzero.models import build_model, model_config
 from fromzero.models.heads import build_head
 from fromzero.runs.compression import COMPRESSION_INFO, check_compression_info, restore_structure
 from fromzero.runs.ensemble import ENSEMBLE_INFO, load_ensemble_model
+from fromzero.runs.recommender import (
+    RECOMMEND_INFO,
+    RECOMMEND_TASK,
+    build_recommender_model,
+    read_recommender_info,
+)
+from fromzero.runs.run_json import read_run_json
 from fromzero.runs.weights import find_weights, load_weights
 
 FINETUNE_INFO = "finetune.json"
@@ -61,6 +67,7 @@ class Run:
     vocab: LabelVocab | None = None  # class or tag names of a fine-tuned run
     compression: dict[str, Any] | None = None  # compression.json of a compressed run
     vision: dict[str, Any] | None = None  # vision.json of an image run
+    recommender: dict[str, Any] | None = None  # recommender.json of a recommender run (runs/recommender.py)
 
     @property
     def is_image_run(self) -> bool:
@@ -76,10 +83,15 @@ class Run:
         token_classification | span_qa | sft | seq2seq; an image run's task (``VISION_TASKS``)."""
         if self.vision is not None:
             return self.vision["task"]
+        if self.recommender is not None:
+            return RECOMMEND_TASK
         return self.info["kind"] if self.info is not None else "pretrained"
 
     def require_text(self, command: str) -> Tokenizer:
         """The tokenizer, or a one-line error saying that ``command`` works on text runs, not image runs."""
+        if self.recommender is not None:
+            raise CheckpointError(f"{self.path} is a recommender run; `fromzero {command}` works on text runs: use "
+                                  "`fromzero recommend` (or `fromzero serve`) for recommender runs")
         if self.tokenizer is None:
             raise CheckpointError(f"{self.path} is an image run ({self.kind}); `fromzero {command}` works on text "
                                   "runs: use `fromzero predict` / `fromzero eval` for image runs")
@@ -94,21 +106,6 @@ class Run:
     def max_len(self) -> int:
         """Tokens per sequence a fine-tuned head was trained on, special tokens included."""
         return int((self.config.get("task") or {}).get("max_len", 128))
-
-
-def read_run_json(path: Path) -> dict[str, Any]:
-    """A JSON object a run directory holds (finetune.json, eval.json, ...); a damaged one is a CheckpointError."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise CheckpointError(f"{path}: not UTF-8 text (byte {err.start}); the run directory is damaged: copy the "
-                              "file again from where the run was trained") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: unreadable ({err}); the run directory is damaged: copy the file again from "
-                              "where the run was trained") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object; the run directory is damaged")
-    return data
 
 
 def run_dir_for(out: str | Path | None, recipe_out: str | None, recipe_path: str | Path | None,
@@ -146,10 +143,15 @@ def is_vision_recipe_data(config: Any) -> bool:
     return isinstance(config, dict) and config.get("task") in VISION_TASKS
 
 
+def is_recommend_recipe_data(config: Any) -> bool:
+    """True for a recommender recipe's content (``task: recommendation``)."""
+    return isinstance(config, dict) and config.get("task") == RECOMMEND_TASK
+
+
 def recipe_command(config: Any) -> str | None:
-    """Which command runs a recipe's content: ``train`` (a vision task), ``finetune`` (``base`` and a ``task``
-    section), ``pretrain`` (no task); None when it cannot tell (a task name that is not a vision task)."""
-    if is_vision_recipe_data(config):
+    """Which command runs a recipe's content: ``train`` (a vision task or recommendation), ``finetune``
+    (``base`` and a ``task`` section), ``pretrain`` (no task); None when it cannot tell (another task name)."""
+    if is_vision_recipe_data(config) or is_recommend_recipe_data(config):
         return "train"
     if is_finetune_recipe_data(config):
         return "finetune"
@@ -171,6 +173,9 @@ def _read_config(path: Path) -> dict[str, Any]:
                               f"`fromzero finetune {path / 'config.yaml'} --out {path} --resume`")
     if is_vision_recipe_data(config) and not (path / VISION_INFO).is_file():
         raise CheckpointError(f"{path}: an unfinished image run (no {VISION_INFO}); finish it with "
+                              f"`fromzero train {path / 'config.yaml'} --out {path} --resume`")
+    if is_recommend_recipe_data(config) and not (path / RECOMMEND_INFO).is_file():
+        raise CheckpointError(f"{path}: an unfinished recommender run (no {RECOMMEND_INFO}); finish it with "
                               f"`fromzero train {path / 'config.yaml'} --out {path} --resume`")
     return config
 
@@ -203,6 +208,12 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
     config = _read_config(path)
     if (path / VISION_INFO).is_file():
         return _load_image_run(path, config, with_weights, device)
+    if (path / RECOMMEND_INFO).is_file():
+        info = read_recommender_info(path)
+        cfg = model_config(info["family"], info["model"], file=str(path / RECOMMEND_INFO))
+        model = build_recommender_model(path, info, device) if with_weights else None
+        return Run(path, config, cfg, model, None, path / "model.safetensors" if with_weights else None,
+                   recommender=info)
     info = read_run_json(path / FINETUNE_INFO) if is_finetune_run(path) else None
     cfg = _backbone_config(path, config, info)
     if not (path / "tokenizer.json").is_file():

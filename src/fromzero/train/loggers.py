@@ -105,3 +105,11 @@ def plot_losses(metrics_path: str | Path, out_png: str | Path, title: str = "") 
     finally:
         plt.close(fig)
     return out_png
+
+
+def validation_at(metrics_path: str | Path, step: int | None) -> dict[str, float]:
+    """The ``val_*`` metrics logged at ``step`` (the last such record; {} for None or none logged)."""
+    if step is None:
+        return {}
+    rows = [r for r in read_metrics(metrics_path) if r.get("step") == step and any(k.startswith("val_") for k in r)]
+    return {k: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {}

@@ -80,7 +80,7 @@ class TrainResult:
 
 
 # Validation metrics where lower is better (after the "val_" prefix); every other metric is maximised.
-LOWER_IS_BETTER = ("loss", "ppl", "mse", "mae")
+LOWER_IS_BETTER = ("loss", "ppl", "mse", "mae", "rmse")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -38,7 +38,7 @@ from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import world
 from fromzero.train.hooks import WrapObjective
-from fromzero.train.loggers import plot_losses, read_metrics
+from fromzero.train.loggers import plot_losses, validation_at
 from fromzero.train.trainer import Trainer, TrainResult
 from fromzero.vision.adversarial import image_adversarial_objective
 from fromzero.vision.evaluate import evaluate_image_run
@@ -147,7 +147,8 @@ def _train(run_dir: Path, recipe: VisionRecipe, model: torch.nn.Module, objectiv
     write_text(run_dir / "labels.txt", "".join(f"{x}\n" for x in splits.train.class_names))
     steps_run = result.step - (resumed.step if resumed else 0)
     info.update({"steps": result.step, "best_step": hooks.best_step, "select_metric": recipe.metric,
-                 "best_validation": result.val_metrics if hooks.best_step is None else _best(run_dir, hooks),
+                 "best_validation": (result.val_metrics if hooks.best_step is None
+                                     else validation_at(run_dir / "metrics.jsonl", hooks.best_step)),
                  "stopped_early": result.stopped_early, "train_wall_s": wall,
                  "images_per_s": steps_run * cfg.batch_size * cfg.grad_accum / max(wall, 1e-9),
                  "device": str(trainer.device), "threads": torch.get_num_threads(),
@@ -159,8 +160,3 @@ def _train(run_dir: Path, recipe: VisionRecipe, model: torch.nn.Module, objectiv
     write_report(run_dir)  # report.html: config, curves, test metrics and pictures
     return VisionResult(run_dir, result, info, test_metrics)
 
-
-def _best(run_dir: Path, hooks: VisionHooks) -> dict[str, float]:
-    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("step") == hooks.best_step
-            and any(k.startswith("val_") for k in r)]
-    return {k: v for k, v in rows[-1].items() if k.startswith("val_")} if rows else {}

@@ -1,0 +1,107 @@
+"""BERT4Rec: the masked-language-model idea applied to item sequences.
+
+    x~ = x with some items replaced by MASK            (the batches do this: SequenceBatches(mode="masked"))
+    h  = BidirectionalTransformer(E_item[x~] + E_pos)  (B, L, D), every position sees every real item
+    p(x_t = i | x~) = softmax_i(h_t . E_item[i])        at masked positions; output tied to the item table
+
+To recommend, MASK is appended after the most recent item and the logits at that position are read: the
+model fills in "the item that comes next". Training masks the last position of a sequence with some
+probability too, so this query is one it has practised.
+
+Differences from the paper: pre-norm blocks from ``fromzero.nn`` with a final LayerNorm, and the output
+is the hidden state times the item table (the paper adds a GELU + LayerNorm projection and a bias before
+it). Positions are counted from the right end of the LEFT-padded history (see
+``fromzero.nn.item_sequence``). Objective: ``masked_item``, which calls ``model(history)`` and
+``model.item_logits(hidden)``.
+
+Reference: Sun et al. 2019, "BERT4Rec: Sequential Recommendation with Bidirectional Encoder
+Representations from Transformer", https://arxiv.org/abs/1904.06690.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fromzero.config import field, require
+from fromzero.models.registry import register_family, register_model
+from fromzero.nn.item_sequence import ItemSequenceEncoder, keep_recent, occlusion_contributions
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    """Shape of a BERT4Rec model. ``n_users`` / ``n_items`` are filled from the data by the runner."""
+
+    n_users: int = field(0, help="number of users (filled from the data; unused by the model)")
+    n_items: int = field(0, help="number of catalogue items I (filled from the data); PAD = I, MASK = I + 1")
+    n_layer: int = field(2, help="number of Transformer blocks")
+    n_head: int = field(2, help="number of attention heads")
+    dim: int = field(64, help="model width (item embedding size); must be divisible by n_head")
+    max_len: int = field(50, help="longest input, the appended MASK included (the most recent items are kept)")
+    mlp_hidden: int | None = field(None, help="feed-forward hidden size (null = 4*dim)")
+    dropout: float = field(0.1, help="dropout on embeddings, attention and residual branches")
+    init_std: float = field(0.02, help="std of the normal init of linear and embedding weights")
+
+    def __post_init__(self) -> None:
+        require(self.n_users >= 0, "n_users", f"must be >= 0, got {self.n_users}")
+        require(self.n_items >= 0, "n_items", f"must be >= 0, got {self.n_items}")
+        require(self.n_layer > 0, "n_layer", f"must be positive, got {self.n_layer}")
+        require(self.n_head > 0, "n_head", f"must be positive, got {self.n_head}")
+        require(self.dim % self.n_head == 0, "dim",
+                f"{self.dim} is not divisible by n_head={self.n_head}; choose a multiple of {self.n_head}")
+        require(self.max_len > 1, "max_len", f"must be at least 2 (one item and the MASK), got {self.max_len}")
+        require(self.mlp_hidden is None or self.mlp_hidden > 0, "mlp_hidden", "must be positive or null")
+        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        require(self.init_std > 0, "init_std", "must be positive")
+
+
+class BERT4Rec(nn.Module):
+    """Bidirectional item-sequence Transformer. ``forward(history (B, L)) -> hidden (B, L, dim)``.
+
+    Inputs may hold MASK (= n_items + 1) anywhere; PAD (= n_items) keys are never attended to.
+    """
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.encoder = ItemSequenceEncoder(c.n_items, c.dim, c.n_layer, c.n_head, c.max_len, causal=False,
+                                           dropout=c.dropout, mlp_hidden=c.mlp_hidden, init_std=c.init_std)
+        self.pad, self.mask = c.n_items, c.n_items + 1
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        """history (B, L) LEFT-padded with PAD, MASK where an item is hidden, L <= max_len -> (B, L, dim)."""
+        return self.encoder(history)
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (..., dim) -> logits over the catalogue (..., n_items), tied to the item embeddings."""
+        return self.encoder.item_logits(hidden)
+
+    def _score_history(self, history: torch.Tensor) -> torch.Tensor:
+        masked = torch.full_like(history[:, :1], self.mask)  # (B, 1)
+        query = keep_recent(torch.cat([history, masked], dim=1), self.config.max_len)  # oldest dropped if too long
+        return self.item_logits(self(query)[:, -1])  # (B, I)
+
+    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, I) logits of the item after ``batch["history"]`` (B, L), LEFT-padded, most recent last.
+
+        MASK is appended after the last column and its logits read; if that makes the input longer than
+        max_len, the oldest columns are dropped. An all-PAD history gets the logits of a lone MASK.
+        """
+        return self._score_history(batch["history"])
+
+    def history_contributions(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """items (B, K) -> (B, K, L) by occlusion: full score minus the score with history column l set to
+        PAD; positive = that past item raised the item's score. 0 at pads (and at a column dropped for
+        length, whose occlusion changes nothing)."""
+        return occlusion_contributions(self._score_history, batch["history"], items, self.pad)
+
+
+register_family("bert4rec", BERT4RecConfig, BERT4Rec)
+
+
+@register_model("bert4rec-small")
+def bert4rec_small() -> BERT4RecConfig:
+    """2 blocks, 64 wide, 2 heads, 50 positions (the MASK included), dropout 0.1 (the paper's rate)."""
+    return BERT4RecConfig(n_layer=2, dim=64, n_head=2, max_len=50, dropout=0.1)

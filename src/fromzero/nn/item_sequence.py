@@ -1,0 +1,113 @@
+"""A Transformer over item sequences (a user's time-ordered history), shared by SASRec and BERT4Rec.
+
+    h_0 = Dropout(E_item[x_t] + E_pos[p_t])         item + learned position embeddings
+    h_l = Block_l(h_{l-1})  for l = 1..n_layer      pre-norm blocks, causal (SASRec) or bidirectional (BERT4Rec)
+    h   = LN(h_L)                                   final norm
+    logits = h E_item[:I]^T                         scores of all I catalogue items, tied to the input table
+
+Item ids are dense 0..I-1; the table has two more rows: PAD = I (padding, kept at zero, never attended to
+as a key) and MASK = I + 1 (BERT4Rec's mask token). Sequences are LEFT-padded (most recent item last), and
+positions are counted from the right end: the last column always gets position max_len - 1, as in SASRec's
+own code, which left-pads every sequence to max_len. So how much padding a batch has changes nothing.
+
+:func:`occlusion_contributions` explains a score by removing one history item at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from fromzero.nn.attention import SelfAttention, build_attention_mask
+from fromzero.nn.block import Block
+from fromzero.nn.mlp import MLP
+from fromzero.nn.norms import LayerNorm
+from fromzero.nn.positions import LearnedPositions
+
+
+class ItemSequenceEncoder(nn.Module):
+    """items (B, L) -> hidden (B, L, dim); :meth:`item_logits` maps hidden states to item scores.
+
+    ``causal=True``: position t attends to positions <= t (SASRec); ``False``: to every real position
+    (BERT4Rec). PAD keys are hidden from every query either way.
+    """
+
+    def __init__(self, n_items: int, dim: int, n_layer: int, n_head: int, max_len: int, *, causal: bool,
+                 dropout: float = 0.0, mlp_hidden: int | None = None, norm_eps: float = 1e-6,
+                 init_std: float = 0.02) -> None:
+        super().__init__()
+        self.n_items, self.max_len, self.init_std = n_items, max_len, init_std
+        self.pad, self.mask = n_items, n_items + 1
+        self.item_emb = nn.Embedding(n_items + 2, dim, padding_idx=n_items)  # padding_idx: PAD row gets no gradient
+        self.pos_emb = LearnedPositions(max_len, dim)
+        self.drop = nn.Dropout(dropout)
+        hidden = mlp_hidden or 4 * dim
+        self.blocks = nn.ModuleList(
+            Block(SelfAttention(dim, n_head, causal=causal, dropout=dropout),
+                  MLP(dim, hidden, dropout=dropout, approximate="none"),
+                  LayerNorm(dim, eps=norm_eps), LayerNorm(dim, eps=norm_eps), pre_norm=True)
+            for _ in range(n_layer))
+        self.norm_f = LayerNorm(dim, eps=norm_eps)
+        self.causal = causal
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # BERT-style: N(0, init_std) weights, zero biases, PAD row zero.
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=self.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.Embedding, LearnedPositions)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.init_std)
+            if module is self.item_emb:
+                with torch.no_grad():
+                    module.weight[self.pad].zero_()
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """items (B, L) int64 in [0, I + 1], LEFT-padded with PAD, L <= max_len -> hidden (B, L, dim)."""
+        length = items.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"item sequence of {length} exceeds max_len {self.max_len}; keep the most recent "
+                             f"{self.max_len} items")
+        # right-aligned positions: the most recent item is at max_len - 1 whatever the padding
+        positions = torch.arange(self.max_len - length, self.max_len, device=items.device)  # (L,)
+        x = self.drop(self.item_emb(items) + self.pos_emb(positions))  # (B, L, D)
+        real = items != self.pad  # (B, L)
+        mask = build_attention_mask(real, length, length, causal=self.causal, device=items.device)
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        return self.norm_f(x)
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (..., dim) -> scores of the I catalogue items (..., I); PAD and MASK are never scored."""
+        return hidden @ self.item_emb.weight[: self.n_items].T
+
+
+def keep_recent(history: torch.Tensor, max_len: int) -> torch.Tensor:
+    """history (B, L) LEFT-padded -> (B, min(L, max_len)): the most recent ``max_len`` columns."""
+    return history[:, -max_len:] if history.shape[1] > max_len else history
+
+
+def occlusion_contributions(score: Callable[[torch.Tensor], torch.Tensor], history: torch.Tensor,
+                            items: torch.Tensor, pad: int) -> torch.Tensor:
+    """What each history position adds to each item's score, by occlusion: (B, K, L).
+
+    contribution[b, k, l] = score(history)[b, items[b, k]] - score(history with column l of row b set to
+    PAD)[b, items[b, k]]; 0 where history[b, l] is PAD. ``score`` maps a history (B, L) to (B, I).
+    One forward pass per column that has any real item (L passes at most).
+    """
+    batch, length = history.shape
+    with torch.no_grad():
+        full = score(history).gather(1, items)  # (B, K)
+        out = full.new_zeros(batch, items.shape[1], length)  # (B, K, L)
+        for col in range(length):
+            real = history[:, col] != pad  # (B,)
+            if not bool(real.any()):
+                continue
+            occluded = history.clone()
+            occluded[:, col] = pad
+            drop = full - score(occluded).gather(1, items)  # (B, K)
+            out[:, :, col] = torch.where(real[:, None], drop, torch.zeros_like(drop))
+    return out
