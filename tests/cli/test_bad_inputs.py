@@ -334,6 +334,31 @@ TRAIN = ["train", "v.yaml", "--out", "v_out", "--no-progress"]
 PREDICT = ["predict", "img", "--out", "pred"]
 
 
+# -- recommender inputs (issue 17) -----------------------------------------------------------------------------------
+
+RATINGS_HEADER = "userId,movieId,rating,timestamp\n"
+RECOMMEND = ["recommend", "rec", "--user", "1", "--ratings", "mine.csv"]
+
+
+def rec_run(name: str = "rec") -> Setup:
+    """A copy of the tiny item-kNN run (tests/recommender_runs.py: movieIds 10, 20, ..., 200 and 999; users 1-8)."""
+    return lambda ctx: ctx.copy("rec", name)
+
+
+def my_ratings(*rows: str, header: str = RATINGS_HEADER) -> Setup:
+    """The tiny run and the user's own ratings file mine.csv (``rows`` after ``header``)."""
+    return _all(rec_run(), write("mine.csv", header + "".join(r + "\n" for r in rows)))
+
+
+def rec_recipe_files(ratings: str) -> Setup:
+    """A popularity recipe (rec.yaml) over items.csv (movieIds 10, 20, 30) and the ratings file ``ratings``."""
+    recipe = {"task": "recommendation", "seed": 0, "model": {"name": "popularity"},
+              "data": {"source": "csv", "ratings": "r.csv", "items": "i.csv"}}
+    return _all(write("rec.yaml", yaml.safe_dump(recipe, sort_keys=False)),
+                write("i.csv", "movieId,title,genres\n10,A (1990),Drama\n20,B (1991),Comedy\n30,C (1992),Drama\n"),
+                write("r.csv", RATINGS_HEADER + ratings))
+
+
 # -- the rows --------------------------------------------------------------------------------------------------------
 
 Argv = list[str] | Callable[[Ctx], list[str]]
@@ -732,6 +757,26 @@ ROWS: list[Row] = [
         setup=vision_recipe(task="denoising", adversarial={"method": "fgm"}), out="v_out"),
     row("finetune-adversarial-fgm-with-steps", FINETUNE, "recipe.yaml", "adversarial.steps", "pgd",
         setup=ft_recipe(adversarial={"method": "fgm", "steps": 3}), out="ft_out"),
+    # recommend / recommender training (issue 17) ---------------------------------------------------------------
+    row("recommend-issue-17-unknown-item", RECOMMEND, "mine.csv:3", "unknown item movieId 12",
+        setup=my_ratings("1,10,4.0,100", "1,12,4.0,101")),
+    row("recommend-issue-17-row-of-another-user", RECOMMEND, "mine.csv:3", "unknown user 2",
+        setup=my_ratings("1,10,4.0,100", "2,20,4.0,101")),
+    row("recommend-issue-17-duplicate-rating", RECOMMEND, "mine.csv:4", "duplicate rating of movieId 10",
+        "line 2", setup=my_ratings("1,10,4.0,100", "1,20,3.0,101", "1,10,5.0,102")),
+    row("recommend-issue-17-rating-out-of-range", RECOMMEND, "mine.csv:2", "rating 7", "0.5..5",
+        setup=my_ratings("1,10,7,100")),
+    row("recommend-issue-17-missing-timestamp", RECOMMEND, "mine.csv:3", "missing timestamp",
+        setup=my_ratings("1,10,4.0,100", "1,20,4.0,")),
+    row("recommend-issue-17-missing-column", RECOMMEND, "mine.csv:1", "missing column 'timestamp'",
+        setup=my_ratings("1,10,4.0", header="userId,movieId,rating\n")),
+    row("recommend-issue-17-not-a-recommender-run", ["recommend", "run", "--user", "1"], "run",
+        "not a recommender run", setup=gpt_run()),
+    row("recommend-issue-17-ratings-without-user", ["recommend", "rec", "--ratings", "mine.csv"], "mine.csv",
+        "--user", setup=my_ratings("1,10,4.0,100")),
+    row("recommend-missing-ratings-file", RECOMMEND, "mine.csv", "no such file", setup=rec_run()),
+    row("train-issue-17-csv-unknown-movie", ["train", "rec.yaml", "--out", "rec_out", "--no-progress"], "r.csv:3",
+        "unknown item movieId 40", setup=rec_recipe_files("1,10,4.0,100\n1,40,4.0,101\n"), out="rec_out"),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------
     row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
     row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),
@@ -774,7 +819,17 @@ def hf_gpt2_folder(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> 
     return out
 
 
-SHARED_FIXTURES = {"image": "tiny_image_run",
+@pytest.fixture(scope="session")
+def tiny_recommender_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An item-kNN run on the synthetic CSV rating set of tests/recommender_runs.py (a fraction of a second)."""
+    from recommender_runs import train_tiny, write_csvs
+
+    folder = tmp_path_factory.mktemp("bad-inputs-rec")
+    write_csvs(folder / "data")
+    return train_tiny(folder / "data", folder / "rec", "item-knn")
+
+
+SHARED_FIXTURES = {"image": "tiny_image_run", "rec": "tiny_recommender_run",
                    "gpt": "tiny_run", "bert": "tiny_bert_run", "ft": "tiny_classifier_run", "hf": "hf_gpt2_folder",
                    "corpus": "short_corpus", "tiny_overrides": "tiny_overrides"}
 
@@ -919,9 +974,13 @@ def test_rows_cover_the_issue_and_every_command() -> None:
     for case in ("non-image-file", "truncated-image", "rgb-into-grayscale-model", "box-outside-image",
                  "box-x2-before-x1", "empty-image-folder"):
         assert any(f"issue-15-{case}" in i for i in ids), case
+    for case in ("unknown-item", "row-of-another-user", "duplicate-rating", "rating-out-of-range",
+                 "missing-timestamp", "missing-column", "not-a-recommender-run", "ratings-without-user",
+                 "csv-unknown-movie"):
+        assert any(f"issue-17-{case}" in i for i in ids), case
     for command in ("prepare", "pretrain", "finetune", "self-train", "prepare-task", "generate", "eval", "info",
                     "fill-mask", "import-hf", "export-hf", "serve", "export-onnx", "compress-prune",
-                    "compress-quantize", "compress-distill", "train", "predict"):
+                    "compress-quantize", "compress-distill", "train", "predict", "recommend"):
         assert any(i.startswith(command + "-") for i in ids), command
 
 

@@ -55,7 +55,9 @@ def test_loss_equals_naive_loop_and_accuracy_counts_top1(objective):
     logits[1, 2, 2] = 9.0
     logits[0, 2, 0] = -9.0  # and two misses
     logits[0, 3, 6] = -9.0
-    out = objective(FixedLogits(logits), {"history": torch.zeros(2, 4, dtype=torch.long), "target": TARGET})
+    batch = {"history": torch.zeros(2, 4, dtype=torch.long), "target": TARGET}
+    assert "accuracy" not in objective(FixedLogits(logits), batch).metrics  # training steps skip the argmax
+    out = objective(FixedLogits(logits).eval(), batch)
     assert abs(float(out.loss.detach()) - naive_loss(logits, TARGET)) < 1e-5
     assert out.weight == 4
     assert float(out.metrics["accuracy"]) == pytest.approx(2 / 4)

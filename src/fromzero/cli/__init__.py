@@ -59,7 +59,7 @@ USAGE_EXAMPLES = """examples:
   fromzero cv recipes/finetune_trec_lora.yaml --folds 5 --out runs/cv_trec   # mean and std over folds
   fromzero ensemble runs/trec_s0 runs/trec_s1 runs/trec_s2 --method mean --out runs/trec_ens
   fromzero eval runs/finetune_trec_lora --group-by group --data test_with_groups.jsonl   # per-group metrics
-  fromzero train recipes/movielens_sasrec.yaml     # recommenders: MovieLens, full-ranking HR@10 / NDCG@10
+  fromzero train recipes/recommend/movielens_sasrec.yaml   # recommenders: full-ranking HR@10 / NDCG@10
   fromzero recommend runs/movielens_sasrec --user 15 --k 10 --explain
   fromzero report runs/finetune_trec_lora        # regenerate and open the run's report.html
 """

@@ -10,7 +10,8 @@ from fromzero.cli.options import Handler, positive_int
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add the subcommands of this module; returns their handlers by name."""
     p = sub.add_parser("recommend", help="print a user's top-k items (titles and scores) from a recommender run")
-    p.add_argument("run_dir", help="a recommender run directory (`fromzero train recipes/movielens_sasrec.yaml`)")
+    p.add_argument("run_dir", help="a recommender run directory (from `fromzero train "
+                                   "recipes/recommend/movielens_sasrec.yaml`)")
     p.add_argument("--user", type=int, default=None,
                    help="the user's id in the ratings (an unknown or absent user gets the cold-start fallback)")
     p.add_argument("--k", type=positive_int, default=10, help="how many items (default 10)")

@@ -22,7 +22,9 @@ from fromzero.objectives.base import ObjectiveOutput
 def item_cross_entropy(model: nn.Module, batch: dict[str, torch.Tensor]) -> ObjectiveOutput:
     """Mean cross-entropy over all items at the positions where ``batch["target"]`` is not -100.
 
-    metrics: ``loss`` and ``accuracy`` (top-1 hits / scored positions); weight = scored positions.
+    metrics: ``loss``, and in evaluation (``model.training`` off) ``accuracy`` (top-1 hits / scored positions):
+    the argmax over (N, I) logits costs as much as the softmax, so training steps skip it. weight = scored
+    positions.
     A batch with nothing scored gives a zero loss that still depends on the model (so backward works).
     """
     hidden = model(batch["history"])  # (B, L, D)
@@ -32,9 +34,11 @@ def item_cross_entropy(model: nn.Module, batch: dict[str, torch.Tensor]) -> Obje
     logits = model.item_logits(hidden[scored]).float()  # (N, I)
     n = int(labels.numel())
     loss = F.cross_entropy(logits, labels) if n else hidden.sum() * 0.0
-    with torch.no_grad():
-        accuracy = (logits.argmax(-1) == labels).float().sum() / max(n, 1)
-    return ObjectiveOutput(loss=loss, metrics={"loss": loss.detach(), "accuracy": accuracy}, weight=n)
+    metrics = {"loss": loss.detach()}
+    if not model.training:
+        with torch.no_grad():
+            metrics["accuracy"] = (logits.argmax(-1) == labels).float().sum() / max(n, 1)
+    return ObjectiveOutput(loss=loss, metrics=metrics, weight=n)
 
 
 class NextItem:

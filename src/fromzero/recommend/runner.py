@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_model
 
@@ -68,6 +69,14 @@ def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
                                   "optim.* only)")
 
 
+def _check_k(k: int, n_items: int, split, n_users: int, file: str) -> None:
+    """Every ranked user must have at least k unrated items left (their history and target excluded)."""
+    known = np.bincount(np.concatenate([split.train.user, split.validation.user]), minlength=n_users)
+    left = n_items - int(known.max()) - 1
+    if k > left:
+        raise ConfigError(f"{file}: k: {k} is more than the {left} items some user has left unrated; lower k")
+
+
 def train_recommender(recipe_path: str | Path | None, overrides: list[str] | None = None, *,
                       out: str | Path | None = None, resume: bool = False, progress: bool = True,
                       wrap_objective: WrapObjective | None = None) -> RecommendResult:
@@ -85,6 +94,7 @@ def train_recommender(recipe_path: str | Path | None, overrides: list[str] | Non
         require_fresh_run_dir(run_dir)
     data = load_rating_data(recipe.data, file)
     split = leave_last_out(data, recipe.seed)
+    _check_k(recipe.k, data.n_items, split, data.n_users, file)
     needs_features = "n_features" in recipe.model_config({}, file).__dataclass_fields__
     features, names = (build_item_features(recipe.features, data.catalogue, file, progress) if needs_features
                        else (None, []))

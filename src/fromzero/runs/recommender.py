@@ -77,7 +77,7 @@ def load_recommender(run_dir: str | Path, device: str = "cpu") -> RecommenderRun
     path = Path(run_dir)
     if not (path / RECOMMEND_INFO).is_file():
         raise CheckpointError(f"{path}: not a recommender run (no {RECOMMEND_INFO}); train one with "
-                              "`fromzero train recipes/movielens_sasrec.yaml`")
+                              "`fromzero train recipes/recommend/movielens_sasrec.yaml`")
     info = read_recommender_info(path)
     for name in (ITEMS_FILE, SPLIT_FILE):
         if not (path / name).is_file():

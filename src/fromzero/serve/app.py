@@ -8,6 +8,7 @@
     POST /v1/embeddings         bert runs
     POST /v1/classifications    fine-tuned sequence-classification runs (``fromzero finetune``)
     POST /v1/images/classifications   image-classification runs (``fromzero train``); see below
+    POST /v1/recommendations    recommender runs (``fromzero train``, task recommendation); see below
 
 Image classification (fromzero's own route, OpenAI conventions)::
 
@@ -19,6 +20,21 @@ Image classification (fromzero's own route, OpenAI conventions)::
 Each image is decoded, checked against the run's channels (an RGB image to a grayscale model is
 a 400, not converted) and resized to its input size as ``fromzero predict`` reads files; scores
 are softmax probabilities. A bad image answers 400 with ``param`` ``images[i]``.
+
+Recommendations (fromzero's own route; what ``fromzero recommend`` prints)::
+
+    POST /v1/recommendations  {"model": "<id>", "user": 15 | null, "k": 10, "explain": false,
+                               "ratings": [{"movieId": 1, "rating": 4.5, "timestamp": 1700000000}, ...]}
+    -> {"object": "list", "model": "<id>", "user": 15, "fallback": null | "<why>", "history": n,
+        "data": [{"object": "recommendation", "rank": 1, "movieId": ..., "title": ..., "score": ...,
+                  "because": [{"reason": "<history title>", "contribution": ...}, ...]}, ...]}
+
+The history is the run's ratings of ``user`` plus ``ratings`` (optional, the user's own new ones);
+nothing in it is recommended. ``fallback`` says why the most popular training items answered (no
+ratings at all, or an mf model and a user it never trained on); ``because`` is empty unless
+``explain``. A 400 names ``k`` (1 to the catalogue size) or ``ratings[i].movieId`` / ``ratings[i].rating``
+(an unknown or repeated item, a rating outside the run's range). ``GET /v1/models/{id}`` says
+``"kind": "recommendation"``; a recommender run answers no other endpoint, and no other run this one.
 
 Handlers validate and turn a request into a scheduler task; the scheduler's
 worker thread runs the model (GPT generations batched together, other jobs
@@ -49,6 +65,7 @@ from fromzero.serve.api_errors import APIError, InternalErrorGuard, install_erro
 from fromzero.serve.auth import APIKeyCheck
 from fromzero.serve.engine import Engine
 from fromzero.serve.limits import BodySizeLimit, ServeLimits
+from fromzero.serve.recommend_requests import check_k, request_ratings
 from fromzero.serve.replies import ClientGone, EventChannel, ReplyFormat, collect, stream_generation
 from fromzero.serve.scheduler import (
     Choice,
@@ -57,6 +74,7 @@ from fromzero.serve.scheduler import (
     GenerationTask,
     ImageClassificationTask,
     QueueFullError,
+    RecommendationTask,
     Scheduler,
     Task,
 )
@@ -128,10 +146,13 @@ class OpenAIRoutes:
                              response_model=schemas.ClassificationResponse)
         router.add_api_route("/images/classifications", self.image_classifications, methods=["POST"],
                              response_model=schemas.ImageClassificationResponse)
+        router.add_api_route("/recommendations", self.recommendations, methods=["POST"],
+                             response_model=schemas.RecommendationResponse)
         return router
 
     def _card(self) -> schemas.ModelCard:
-        return schemas.ModelCard(id=self.engine.model_id, created=self.engine.created)
+        return schemas.ModelCard(id=self.engine.model_id, created=self.engine.created, kind=self.engine.kind,
+                                 endpoints=[f"/v1/{e}" for e in self.engine.endpoints])
 
     async def models(self) -> schemas.ModelList:
         return schemas.ModelList(data=[self._card()])
@@ -198,6 +219,21 @@ class OpenAIRoutes:
                 for i, r in enumerate(results)]
         return schemas.ImageClassificationResponse(model=self.engine.model_id, data=data,
                                                    usage=schemas.ImageUsage(images=len(data)))
+
+    async def recommendations(self, body: schemas.RecommendationRequest,
+                              request: Request) -> schemas.RecommendationResponse | Response:
+        self._check(body.model, "recommendations")
+        rec = self.engine.recommender
+        task = RecommendationTask(body.user, check_k(body.k, rec), body.explain, request_ratings(body.ratings, rec))
+        results = await self._run_batch(task, request)  # through the worker, as every model call is
+        if results is None:
+            return Response(status_code=499)
+        reply = results[0]
+        data = [schemas.Recommendation(rank=rank, movieId=r.item_id, title=r.title, score=r.score,
+                                       because=[schemas.Reason(reason=t, contribution=c) for t, c in r.because])
+                for rank, r in enumerate(reply.items, 1)]
+        return schemas.RecommendationResponse(model=self.engine.model_id, user=body.user, fallback=reply.fallback,
+                                              history=reply.history, data=data)
 
     def _images(self, texts: list[str]) -> list[torch.Tensor]:
         """Every base64 image decoded for the model before anything is queued; the first that cannot be used

@@ -27,6 +27,10 @@ backbone + head, and turns the logits z into per-label scores:
 Image-classification runs (``fromzero train``, task ``image_classification``) are the
 ``image_classifier`` kind: no tokenizer; :meth:`Engine.decode_image` turns an upload into the
 model's input and :meth:`Engine.classify_images` gives class probabilities (``serve/image_engine.py``).
+
+Recommender runs (``fromzero train``, task ``recommendation``) are the ``recommendation`` kind: no
+tokenizer; :meth:`Engine.recommend` gives a user's top-k unseen items, cold start included
+(``serve/recommend_engine.py``; always on the CPU, where ``fromzero recommend`` runs too).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Literal
 import torch
 
 from fromzero.data.chat_template import ChatTemplate, get_chat_template
+from fromzero.data.interactions import Interactions
 from fromzero.data.task_encoding import Framing
 from fromzero.data.truncation import fit_length, fit_pair
 from fromzero.errors import CheckpointError, DataError
@@ -55,9 +60,11 @@ from fromzero.generation import (
 from fromzero.generation.text_batch import TextBatch
 from fromzero.models import context_length, family_of
 from fromzero.runs import Run, load_run
+from fromzero.runs.recommender import load_recommender
 from fromzero.serve.image_engine import ImageClassification, ImageClassifier
+from fromzero.serve.recommend_engine import RecommendEngine, RecommendReply
 
-EngineKind = Literal["generate", "seq2seq", "embed", "classifier", "image_classifier"]
+EngineKind = Literal["generate", "seq2seq", "embed", "classifier", "image_classifier", "recommendation"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
 _EMBED_BATCH = 32  # inputs per forward pass: bounds activation memory for long input lists
 DEFAULT_MAX_BATCH = 16  # GPT generations a server decodes together (``fromzero serve --max-batch``)
@@ -72,6 +79,7 @@ class EngineStats:
     embedding_inputs: int = 0
     classification_inputs: int = 0
     image_inputs: int = 0
+    recommendations: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,10 @@ class Engine:
             self.family: str = run.vision["family"]
             self.tokenizer = None
             return
+        if run.recommender is not None:  # ratings, split and catalogue too: what a top-k needs
+            self.recommender = RecommendEngine(load_recommender(run.path))
+            self.kind, self.family, self.tokenizer = "recommendation", run.recommender["family"], None
+            return
         self._load_text(run, chat_template)
 
     def _load_text(self, run: Run, chat_template: str | None) -> None:
@@ -181,8 +193,8 @@ class Engine:
     def from_run_dir(cls, run_dir: str | Path, *, model_id: str | None = None, chat_template: str | None = None,
                      device: str = "cpu", max_batch: int = DEFAULT_MAX_BATCH,
                      decode_options: DecodeOptions | None = None) -> Engine:
-        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier or an image-classification
-        run too) and wrap it.
+        """Load a run directory (config, tokenizer, weights; a fine-tuned classifier, an image-classification
+        or a recommender run too) and wrap it.
 
         An SFT run (``task.kind: sft``) loads as a plain GPT run and chats with its own template.
         ``max_batch``: GPT generations decoded together by the server (:meth:`text_batch`).
@@ -199,6 +211,8 @@ class Engine:
             return ("classifications",)
         if self.kind == "image_classifier":
             return ("images/classifications",)
+        if self.kind == "recommendation":
+            return ("recommendations",)
         return ("completions", "chat/completions")
 
     @property
@@ -232,7 +246,7 @@ class Engine:
     def stream(self, ids: list[int], cfg: SamplingConfig) -> GenerationStream:
         """Start generating from prepared prompt ids (GPT keeps the last context-1, T5 the first context)."""
         if self.kind not in ("generate", "seq2seq"):
-            does = "embeds" if self.kind == "embed" else "classifies"
+            does = {"embed": "embeds", "recommendation": "recommends"}.get(self.kind, "classifies")
             raise ValueError(f"{self.model_id} is a {self.family} run: it {does}, it does not generate")
         self.stats.generations_started += 1
         if self.kind == "generate":
@@ -352,3 +366,11 @@ class Engine:
         results = self.images.classify(images, top_k)
         self.stats.image_inputs += len(images)
         return results
+
+    def recommend(self, user: int | None, k: int, explain: bool, ratings: Interactions | None) -> RecommendReply:
+        """The top ``k`` unseen items for original user id ``user`` plus their own ``ratings`` (dense items)."""
+        if self.kind != "recommendation":
+            raise ValueError(f"{self.model_id} is a {self.family} run: recommendations need a recommender run")
+        reply = self.recommender.recommend(user, k, explain=explain, ratings=ratings)
+        self.stats.recommendations += 1
+        return reply

@@ -34,6 +34,7 @@ from fromzero.serve.scheduler import (
     Job,
     JobEnded,
     JobFailed,
+    RecommendationsDone,
     TextDelta,
 )
 
@@ -169,7 +170,7 @@ async def _gather(channel: EventChannel) -> tuple[dict[int, Generation], list]:
             generations[event.index] = event.generation
         elif isinstance(event, EmbeddingsDone):
             vectors = event.vectors
-        elif isinstance(event, ClassificationsDone):
+        elif isinstance(event, ClassificationsDone | RecommendationsDone):
             vectors = event.results
         elif isinstance(event, JobFailed):
             raise APIError(event.status, event.message, code="inference_failed")

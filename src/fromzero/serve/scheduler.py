@@ -22,7 +22,7 @@ queued never starts.
 
 The worker reports through a *sink*, a thread-safe callable that receives
 events (:class:`TextDelta`, :class:`ChoiceDone`, :class:`EmbeddingsDone`,
-:class:`ClassificationsDone` (text and image classifications), :class:`JobFailed`,
+:class:`ClassificationsDone` (text and image classifications), :class:`RecommendationsDone`, :class:`JobFailed`,
 then always :class:`JobEnded`). The choices of one generation job run
 side by side, so their events interleave (each carries its choice index).
 """
@@ -38,10 +38,12 @@ from dataclasses import dataclass
 
 import torch
 
+from fromzero.data.interactions import Interactions
 from fromzero.generation import Generation, SamplingConfig
 from fromzero.generation.text_batch import TextBatch, TextSequence
 from fromzero.serve.engine import Classification, Engine
 from fromzero.serve.image_engine import ImageClassification
+from fromzero.serve.recommend_engine import RecommendReply
 
 log = logging.getLogger("fromzero.serve")
 
@@ -82,6 +84,14 @@ class ImageClassificationTask:
 
 
 @dataclass(frozen=True)
+class RecommendationTask:
+    user: int | None  # original user id (None: a new user)
+    k: int
+    explain: bool
+    ratings: Interactions | None  # the user's own ratings (dense items), checked by the handler
+
+
+@dataclass(frozen=True)
 class TextDelta:
     index: int
     text: str
@@ -104,6 +114,11 @@ class ClassificationsDone:
 
 
 @dataclass(frozen=True)
+class RecommendationsDone:
+    results: list[RecommendReply]  # one reply
+
+
+@dataclass(frozen=True)
 class JobFailed:
     message: str
     status: int = 500  # the HTTP status a non-streaming reply gets
@@ -114,8 +129,8 @@ class JobEnded:
     """Always the last event of a job."""
 
 
-Event = TextDelta | ChoiceDone | EmbeddingsDone | ClassificationsDone | JobFailed | JobEnded
-Task = GenerationTask | EmbeddingTask | ClassificationTask | ImageClassificationTask
+Event = TextDelta | ChoiceDone | EmbeddingsDone | ClassificationsDone | RecommendationsDone | JobFailed | JobEnded
+Task = GenerationTask | EmbeddingTask | ClassificationTask | ImageClassificationTask | RecommendationTask
 
 
 class Job:
@@ -350,6 +365,9 @@ class Scheduler:
                 finished = True
             elif isinstance(job.task, ImageClassificationTask):
                 job.emit(ClassificationsDone(self.engine.classify_images(job.task.images, job.task.top_k)))
+                finished = True
+            elif isinstance(t := job.task, RecommendationTask):
+                job.emit(RecommendationsDone([self.engine.recommend(t.user, t.k, t.explain, t.ratings)]))
                 finished = True
             else:
                 job.emit(EmbeddingsDone(self.engine.embed(job.task.inputs)))

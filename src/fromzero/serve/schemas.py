@@ -127,6 +127,25 @@ class ImageClassificationRequest(_Request):
     top_k: int = Field(3, ge=1)  # classes listed per image (at most every class)
 
 
+class RatingIn(BaseModel):
+    """One of the user's own ratings in a recommendation request."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    movieId: int  # MovieLens's column name, as the CSV files spell it
+    rating: float
+    timestamp: int  # Unix seconds: orders the history (the most recent items matter most to sequence models)
+
+
+class RecommendationRequest(_Request):
+    """``POST /v1/recommendations`` (fromzero's own route): top-k unseen items for a user of a recommender run."""
+
+    model: str
+    user: int | None = None  # the user's id in the run's ratings; null or unknown: only ``ratings`` count
+    k: int = 10  # items listed (checked against the catalogue by the handler: a 400 naming ``k``)
+    explain: bool = False  # list what drove each item in ``because``
+    ratings: list[RatingIn] = Field(default_factory=list)  # the user's own new ratings, added to their history
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0
@@ -243,11 +262,36 @@ class ImageClassificationResponse(BaseModel):
     usage: ImageUsage
 
 
+class Reason(BaseModel):
+    reason: str  # a history item's title (or a content feature; "N ratings in training" for the fallback)
+    contribution: float  # how much it added to the item's score
+
+
+class Recommendation(BaseModel):
+    object: Literal["recommendation"] = "recommendation"
+    rank: int  # 1 = best
+    movieId: int
+    title: str
+    score: float  # the model's score (the fallback: ratings in training); higher = better
+    because: list[Reason]  # empty unless the request set explain
+
+
+class RecommendationResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    user: int | None
+    fallback: str | None  # why the popularity fallback answered (cold start); null when the model did
+    history: int  # ratings the scores were computed from (the run's and the request's)
+    data: list[Recommendation]
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "fromzero"
+    kind: str | None = None  # generate | seq2seq | embed | classifier | image_classifier | recommendation
+    endpoints: list[str] | None = None  # the routes it answers, e.g. ["/v1/recommendations"]
 
 
 class ModelList(BaseModel):
