@@ -76,3 +76,16 @@ def test_popularity_metrics_equal_a_hand_rolled_full_ranking(tmp_path: Path) -> 
     test = run.test_metrics
     assert test["hr_5"] == pytest.approx(hits / 8) and test["ndcg_5"] == pytest.approx(ndcg / 8)
     assert test["mrr"] == pytest.approx(rr / 8)
+
+
+def test_eval_and_info_read_the_run_directory_alone(tmp_path: Path) -> None:
+    """`fromzero eval` recomputes eval.json from the saved split and weights; `info` describes the run."""
+    from fromzero.recommend.evaluate import describe_recommender_run, evaluate_recommender_run
+
+    ratings, items = write_csvs(tmp_path / "data")
+    run = train_recommender(None, ["--model.name=item-knn", "--data.source=csv", f"--data.ratings={ratings}",
+                                   f"--data.items={items}", "--k=5"], out=tmp_path / "run", progress=False)
+    (tmp_path / "data" / "ratings.csv").unlink()  # the run directory must be enough
+    assert evaluate_recommender_run(run.run_dir, progress=False) == pytest.approx(run.test_metrics)
+    lines = describe_recommender_run(run.run_dir)
+    assert lines[0].startswith("recommender run: item-knn trained with fit") and lines[-1].startswith("test: hr_5")

@@ -68,6 +68,7 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from fromzero.runs import VISION_INFO, is_finetune_run, load_run
+    from fromzero.runs.recommender import RECOMMEND_INFO
 
     if args.group_by:  # per-group metrics (fairness): cli/reporting.py, finetune/group_eval.py
         return eval_groups(args)
@@ -77,6 +78,13 @@ def _eval(args: argparse.Namespace) -> int:
         metrics = evaluate_image_run(args.run_dir)
         print(f"{args.run_dir} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                                   if isinstance(v, float | int)))
+        return 0
+    if (Path(args.run_dir) / RECOMMEND_INFO).is_file():  # full ranking on the saved split, into eval.json
+        from fromzero.recommend.evaluate import evaluate_recommender_run
+
+        metrics = evaluate_recommender_run(args.run_dir, progress=not args.no_progress)
+        print(f"{args.run_dir} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                  if isinstance(v, float)))
         return 0
     if is_finetune_run(args.run_dir):  # task metrics on the run's test copy, rewritten into eval.json
         from fromzero.finetune.evaluate import evaluate_finetuned_run
@@ -140,6 +148,7 @@ def _eval_perplexity(run: Run, args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from fromzero.finetune.info import describe_finetune_run, is_finetune_run_dir
     from fromzero.runs import VISION_INFO
+    from fromzero.runs.recommender import RECOMMEND_INFO
 
     target = Path(args.target)
     compression = _compression_lines(target)
@@ -150,6 +159,11 @@ def _info(args: argparse.Namespace) -> int:
         from fromzero.vision.info import describe_image_run
 
         print("\n".join(describe_image_run(target) + compression))
+        return 0
+    if (target / RECOMMEND_INFO).is_file():
+        from fromzero.recommend.evaluate import describe_recommender_run
+
+        print("\n".join(describe_recommender_run(target)))
         return 0
     if target.is_file() and _is_vision_recipe(target):
         print("\n".join(_describe_vision_recipe(target, args.overrides)))

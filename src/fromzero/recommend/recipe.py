@@ -64,6 +64,9 @@ class RecommendObjectiveConfig:
     negatives: int = field(1, help="bpr: negatives sampled per positive (uniform over unrated items)")
     reg: float = field(0.0, help="mse / bpr: L2 penalty on the embeddings a batch uses")
     mask_prob: float = field(0.2, help="masked_item: fraction of history items masked")
+    window: Literal["last", "random"] = field(
+        "last", help="next_item / masked_item: each user's most recent items, or a random stretch of their "
+                     "training history each time (uses long histories fully)")
 
     def __post_init__(self) -> None:
         require(self.negatives > 0, "negatives", "must be positive")

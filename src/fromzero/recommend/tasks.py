@@ -88,8 +88,10 @@ def fit_counts(model: nn.Module, run: RunData, k: int, progress: bool) -> dict[s
 
 
 def test_metrics(model: nn.Module, run: RunData, loss: str, k: int, progress: bool) -> dict[str, float]:
-    """Full-ranking test metrics (and RMSE / MAE of the test ratings for a rating model)."""
-    metrics = ranking_metrics(model, run.ranking("test"), run.n_items, k, progress)
+    """Full-ranking test metrics, also over the users whose test item no training rating touched (``cold_*``),
+    and RMSE / MAE of the test ratings for a rating model."""
+    cold = torch.from_numpy(np.bincount(run.split.train.item, minlength=run.n_items) == 0)  # (I,)
+    metrics = ranking_metrics(model, run.ranking("test"), run.n_items, k, progress, cold_items=cold)
     if loss == "mse":
         metrics.update(rating_error(model, run.split.test, run.data.rating_range))
     return metrics
@@ -141,7 +143,7 @@ def training_setup(model: nn.Module, run: RunData, loss: str, recipe: RecommendR
         objective = NextItem() if loss == "next_item" else MaskedItem()
         mode = "next" if loss == "next_item" else "masked"
         train = SequenceBatches(user_histories(split.train, n_users), n_items, length, cfg.batch_size, mode=mode,
-                                mask_prob=obj.mask_prob, **common)
+                                mask_prob=obj.mask_prob, window=obj.window, **common)
         val = HeldOutBatches(validation, loss, 0, None, seed)
         n_val = len(val)
     hooks = RecommendHooks(model, validation, n_items, recipe.k, split.validation if loss == "mse" else None,
