@@ -164,7 +164,7 @@ def _parallel(model: Any, objective: Any, parallel: str) -> Any:
 def train_steps(v: dict) -> dict:
     """Build the model inside the measurement and run STEPS Trainer steps (on this rank's share of the batch);
     peak tensor bytes and RSS."""
-    from fromzero.cli.evaluation import training_target
+    from fromzero.cli.memory_report import training_target
     from fromzero.train.cost_estimate import describe_model
     from fromzero.train.optim import build_optimizer
     from fromzero.train.precision import autocast
@@ -203,7 +203,7 @@ def train_steps(v: dict) -> dict:
 # -- predicting, tabulating ------------------------------------------------------------------------------
 def predict(v: dict) -> dict:
     """The planner's prediction for a variant, from the meta-device model ``fromzero info`` builds."""
-    from fromzero.cli.evaluation import training_target
+    from fromzero.cli.memory_report import training_target
     from fromzero.train.cost_estimate import describe_model
     from fromzero.train.memory_plan import PlanSettings, optimizer_kernel, plan_memory
 

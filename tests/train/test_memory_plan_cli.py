@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fromzero.cli import main
-from fromzero.cli.evaluation import training_target
+from fromzero.cli.memory_report import training_target
 from fromzero.train.cost_estimate import describe_model
 from fromzero.train.memory_plan import PlanSettings, largest_batch, optimizer_kernel, parse_size, plan_memory
 

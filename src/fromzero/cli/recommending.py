@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fromzero.cli.options import Handler, positive_int
 
@@ -46,3 +47,28 @@ def _recommend(args: argparse.Namespace) -> int:
         for reason, value in rec.because:
             print(f"       because: {reason} ({value:+.3f})")
     return 0
+
+
+def is_recommender_dir(path: str | Path) -> bool:
+    """True for a finished recommender run directory (what `eval` / `info` hand to the functions below)."""
+    from fromzero.runs.recommender import RECOMMEND_INFO
+
+    return (Path(path) / RECOMMEND_INFO).is_file()
+
+
+def eval_recommender(args: argparse.Namespace) -> int:
+    """`fromzero eval RUN` on a recommender run: full ranking on its saved split, rewritten into eval.json."""
+    from fromzero.recommend.evaluate import evaluate_recommender_run
+
+    metrics = evaluate_recommender_run(args.run_dir, progress=not args.no_progress)
+    print(f"{args.run_dir} test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0
+
+
+def info_recommender(target: Path) -> int:
+    """`fromzero info RUN` on a recommender run."""
+    from fromzero.recommend.evaluate import describe_recommender_run
+
+    print("\n".join(describe_recommender_run(target)))
+    return 0
+
