@@ -30,6 +30,7 @@ from fromzero.models.registry import (
     config_class,
     context_length,
     create_model,
+    data_filled_config,
     family_of,
     list_families,
     list_models,
@@ -40,7 +41,8 @@ from fromzero.models.registry import (
 from fromzero.models.t5 import T5, T5Config
 
 __all__ = [
-    "GPT", "Bert", "BertConfig", "GPTConfig", "build_model", "config_class", "context_length", "create_model",
+    "GPT", "Bert", "BertConfig", "GPTConfig", "build_model", "config_class", "data_filled_config", "context_length",
+    "create_model",
     "family_of", "list_families", "list_models", "model_config", "register_family", "register_model",
 ]
 __all__ += ["T5", "T5Config"]

@@ -8,6 +8,7 @@ Family files register themselves explicitly; ``fromzero.models`` imports them.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,24 @@ def model_config(name: str, overrides: dict[str, Any] | None = None, *, file: st
         where = f"{file}: {prefix}.name" if file else f"{prefix}.name"
         raise ConfigError(f"{where}: unknown model {name!r}{hint} (registered: {', '.join(sorted(known))})")
     return from_dict(cls, values, file=file, prefix=prefix)
+
+
+def data_filled_config(name: str, values: dict[str, Any], fill: dict[str, Any], file: str | None = None) -> Any:
+    """``model_config(name, values)`` with the fields the data decides (``fill``: e.g. num_classes, n_items)
+    set where ``values`` leaves them unset; fields the family lacks are skipped, and a recipe value that
+    disagrees with the data is an error naming the key."""
+    cls = config_class(name)
+    fields = {f.name for f in dataclasses.fields(cls)} if cls else set()
+    values = dict(values)
+    for key, value in fill.items():
+        if key not in fields:
+            continue
+        given = values.get(key)
+        if given is not None and given != value:
+            raise ConfigError(f"{file + ': ' if file else ''}model.{key}: {given} does not match the data "
+                              f"({value}); remove it to take the data's value")
+        values[key] = value
+    return model_config(name, values, file=file)
 
 
 def config_class(name: str) -> type | None:

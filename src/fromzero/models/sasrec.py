@@ -24,7 +24,7 @@ from torch import nn
 
 from fromzero.config import field, require
 from fromzero.models.registry import register_family, register_model
-from fromzero.nn.item_sequence import ItemSequenceEncoder, keep_recent, occlusion_contributions
+from fromzero.nn.item_sequence import ItemSequenceEncoder, check_sequence_config, keep_recent, occlusion_contributions
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,8 @@ class SASRecConfig:
     init_std: float = field(0.02, help="std of the normal init of linear and embedding weights")
 
     def __post_init__(self) -> None:
-        require(self.n_users >= 0, "n_users", f"must be >= 0, got {self.n_users}")
-        require(self.n_items >= 0, "n_items", f"must be >= 0, got {self.n_items}")
-        require(self.n_layer > 0, "n_layer", f"must be positive, got {self.n_layer}")
-        require(self.n_head > 0, "n_head", f"must be positive, got {self.n_head}")
-        require(self.dim % self.n_head == 0, "dim",
-                f"{self.dim} is not divisible by n_head={self.n_head}; choose a multiple of {self.n_head}")
+        check_sequence_config(self)
         require(self.max_len > 0, "max_len", f"must be positive, got {self.max_len}")
-        require(self.mlp_hidden is None or self.mlp_hidden > 0, "mlp_hidden", "must be positive or null")
-        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
-        require(self.init_std > 0, "init_std", "must be positive")
 
 
 class SASRec(nn.Module):

@@ -16,15 +16,30 @@ own code, which left-pads every sequence to max_len. So how much padding a batch
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from fromzero.config import require
 from fromzero.nn.attention import SelfAttention, build_attention_mask
 from fromzero.nn.block import Block
 from fromzero.nn.mlp import MLP
 from fromzero.nn.norms import LayerNorm
 from fromzero.nn.positions import LearnedPositions
+
+
+def check_sequence_config(cfg: Any) -> None:
+    """The checks SASRec's and BERT4Rec's configs share (sizes, heads dividing the width, dropout, init)."""
+    require(cfg.n_users >= 0, "n_users", f"must be >= 0, got {cfg.n_users}")
+    require(cfg.n_items >= 0, "n_items", f"must be >= 0, got {cfg.n_items}")
+    require(cfg.n_layer > 0, "n_layer", f"must be positive, got {cfg.n_layer}")
+    require(cfg.n_head > 0, "n_head", f"must be positive, got {cfg.n_head}")
+    require(cfg.dim % cfg.n_head == 0, "dim",
+            f"{cfg.dim} is not divisible by n_head={cfg.n_head}; choose a multiple of {cfg.n_head}")
+    require(cfg.mlp_hidden is None or cfg.mlp_hidden > 0, "mlp_hidden", "must be positive or null")
+    require(0.0 <= cfg.dropout < 1.0, "dropout", f"must be in [0, 1), got {cfg.dropout}")
+    require(cfg.init_std > 0, "init_std", "must be positive")
 
 
 class ItemSequenceEncoder(nn.Module):

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,7 @@ from typing import Any, Literal
 from fromzero.config import apply_overrides, field, from_dict, load_yaml, require, to_dict
 from fromzero.data.datasets.rating_sources import RatingDataConfig
 from fromzero.errors import ConfigError
-from fromzero.models import config_class, family_of, model_config
+from fromzero.models import data_filled_config, family_of, model_config
 from fromzero.runs.recommender import RECOMMEND_TASK
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
@@ -135,16 +134,7 @@ class RecommendRecipe:
         """The family config with n_users / n_items / n_features from the data (a recipe value that disagrees
         with the data is an error)."""
         values = {k: v for k, v in self.model.items() if k != "name"}
-        cls = config_class(self.model_name(file))
-        fields = {f.name for f in dataclasses.fields(cls)} if cls else set()
-        for key, value in fill.items():
-            if key not in fields:
-                continue
-            given = values.get(key)
-            if given is not None and given != value:
-                raise ConfigError(f"{file}: model.{key}: {given} does not match the data ({value}); remove it")
-            values[key] = value
-        return model_config(self.model_name(file), values, file=file)
+        return data_filled_config(self.model_name(file), values, fill, file)
 
 
 def load_recommend_recipe(path: str | Path | None, overrides: list[str] | None = None) -> RecommendRecipe:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from fromzero.data.datasets.image_sources import ImageDataConfig
 from fromzero.data.image_augment import AugmentConfig
 from fromzero.data.image_batches import NoiseConfig
 from fromzero.errors import ConfigError
-from fromzero.models import config_class, model_config
+from fromzero.models import data_filled_config
 from fromzero.runs import VISION_TASKS
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
@@ -108,18 +107,7 @@ class VisionRecipe:
         """The validated family config; ``fill`` (in_channels, num_classes, image_size from the data) is set
         where the recipe leaves a field unset, and a recipe value that disagrees with the data is an error."""
         values = {k: v for k, v in self.model.items() if k != "name"}
-        name = self.model_name(file)
-        cls = config_class(name)
-        fields = {f.name for f in dataclasses.fields(cls)} if cls else set()
-        for key, value in fill.items():
-            if key not in fields:
-                continue
-            given = values.get(key)
-            if given is not None and given != value:
-                raise ConfigError(f"{file + ': ' if file else ''}model.{key}: {given} does not match the data "
-                                  f"({value}); remove it to take the data's value")
-            values[key] = value
-        return model_config(name, values, file=file)
+        return data_filled_config(self.model_name(file), values, fill, file)
 
 
 def load_vision_recipe(path: str | Path | None, overrides: list[str] | None = None) -> VisionRecipe:
