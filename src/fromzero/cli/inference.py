@@ -96,9 +96,9 @@ def _generate(args: argparse.Namespace) -> int:
         for prompt, text in zip(prompts, seq2seq_text(run.model, run.tokenizer, prompts, cfg), strict=True):
             print(f"{prompt} -> {text}")
         return 0
-    if family != "gpt":
-        raise FromZeroError(f"generate: {run.path} is a {family} run; generate needs a gpt or t5 run (a bert run "
-                            "fills masks: `fromzero fill-mask`)")
+    if family not in ("gpt", "rnn"):
+        raise FromZeroError(f"generate: {run.path} is a {family} run; generate needs a gpt, rnn or t5 run "
+                            "(a bert run fills masks: `fromzero fill-mask`)")
     if len(prompts) == 1 and not args.no_stream:
         sys.stdout.write(prompts[0])
         for delta in stream_text(run.model, run.tokenizer, prompts[0], cfg):

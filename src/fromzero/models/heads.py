@@ -21,7 +21,7 @@ sequence into one vector (B, T, C) -> (B, C):
 
     cls    first token; through the backbone's ``pool`` when it has one (BERT's pooler)   default: BERT
     first  first token's hidden state, no pooler
-    last   last real (attention_mask = 1) token: the only one a causal model lets see  default: GPT
+    last   last real (attention_mask = 1) token: the only one a causal model lets see  default: GPT, RNN
            the whole sequence
     mean   mean over real tokens                                                          default: T5, others
 
@@ -45,7 +45,7 @@ Pooling = Literal["cls", "first", "last", "mean"]
 Problem = Literal["single_label", "multi_label", "regression"]
 POOLINGS: tuple[str, ...] = ("cls", "first", "last", "mean")
 PROBLEMS: tuple[str, ...] = ("single_label", "multi_label", "regression")
-DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "t5": "mean"}
+DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "t5": "mean", "rnn": "last"}
 
 
 @runtime_checkable
@@ -104,6 +104,9 @@ class _TaskHead(nn.Module):
 
     @staticmethod
     def _infer_width(backbone: nn.Module) -> int:
+        width = getattr(backbone, "hidden_size", None)  # a backbone whose output width is not its embedding's (rnn)
+        if isinstance(width, int):
+            return width
         emb = getattr(backbone, "tok_emb", None)
         if isinstance(emb, nn.Embedding):
             return emb.embedding_dim

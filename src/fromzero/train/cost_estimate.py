@@ -3,6 +3,7 @@
 FLOPs per token (Kaplan et al. 2020 for 2N; the 4*L*T*C attention term as counted
 in the PaLM paper, Chowdhery et al. 2022, appendix B), for context T:
     forward  = 2 * (weights of all matmuls, incl. the output projection) + 4 * L * T * C
+               (a recurrent model: no attention term; its LSTM/GRU matrices count as matmul weights)
     training = 3 * forward        (the backward pass costs about twice the forward)
 Training memory is :mod:`fromzero.train.memory_plan`; :func:`describe_model` gives it a built model's
 parameter counts and blocks (build on the meta device: nothing is allocated).
@@ -34,6 +35,9 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "non_embedding": total - embed}
 
 
+RECURRENT = ("weight_ih_l", "weight_hh_l")  # an LSTM/GRU layer's input and recurrent matrices
+
+
 def cost_estimate(model_cfg: Any, seq_len: int | None = None, batch_size: int = 1) -> dict[str, Any]:
     """Parameter counts, FLOPs per token and per training step of ``batch_size`` sequences of ``seq_len``
     tokens (default: the context) for a model config. Training memory is ``memory_plan``'s."""
@@ -46,7 +50,9 @@ def cost_estimate(model_cfg: Any, seq_len: int | None = None, batch_size: int = 
     C = getattr(model_cfg, "n_embd", None) or getattr(model_cfg, "d_model", 1)
     params = count_parameters(model)
     matmul = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    fwd = 2 * matmul + 4 * L * T * C
+    # recurrent layers (models/rnn.py) hold their matrices under torch's names and attend to nothing
+    matmul += sum(p.numel() for n, p in model.named_parameters() if n.split(".")[-1].startswith(RECURRENT))
+    fwd = 2 * matmul + (0 if hasattr(model_cfg, "cell") else 4 * L * T * C)
     return {"parameters": params, "seq_len": T,
             "flops_per_token": {"forward": fwd, "training": 3 * fwd, "training_step": 3 * fwd * T * batch_size}}
 
