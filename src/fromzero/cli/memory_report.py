@@ -187,6 +187,9 @@ def memory_report(target: Path, args: argparse.Namespace) -> list[str]:
     from fromzero.train.memory_plan import BATCH_LIMIT, largest_batch, plan_memory
 
     t = training_target(target, args.overrides)
+    if hasattr(t.model, "fit_counts"):  # an n-gram model: counted, no gradient step to plan memory for
+        return [*t.notes, "training memory: none planned (a counted model: its state is its count tables, "
+                          "filled by one pass over the training tokens)"]
     spec, (probe, settings) = describe_model(t.model), _plan_settings(t, args)
     plan = plan_memory(spec, t.workload, settings)
     if probe is not None:
