@@ -13,14 +13,17 @@ from fromzero.models import (  # noqa: F401  (text, images, recommenders)
     item_knn,
     mae,
     matrix_factorization,
+    ngram,
     popularity,
     rcnn,
     resnet,
+    rnn,
     sasrec,
     t5,
     two_tower,
     unet,
     vit,
+    word2vec,
     yolo,
 )
 from fromzero.models.bert import Bert, BertConfig

@@ -69,7 +69,11 @@ def family_of(config: Any) -> Family:
 
 def context_length(config: Any) -> int:
     """The longest input a model config accepts (GPT: ``block_size``; BERT, T5: ``max_positions``)."""
-    return getattr(config, "block_size", None) or config.max_positions
+    length = getattr(config, "block_size", None) or getattr(config, "max_positions", None)
+    if length is None:  # e.g. word2vec: no token windows, so no perplexity, generation or serving
+        raise ConfigError(f"model family {family_of(config).name!r} reads no token sequences (no block_size or "
+                          "max_positions); this command works on sequence models only")
+    return length
 
 
 def model_config(name: str, overrides: dict[str, Any] | None = None, *, file: str | None = None,

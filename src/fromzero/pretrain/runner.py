@@ -23,6 +23,7 @@ from fromzero.data.tokenizers import Tokenizer
 from fromzero.errors import CheckpointError, ConfigError
 from fromzero.models import build_model, context_length
 from fromzero.pretrain.continued import check_init_weights, check_nsp_head, init_tokenizer, load_init_weights
+from fromzero.pretrain.counted import fit_counted, is_counted
 from fromzero.pretrain.recipe import PretrainRecipe, load_recipe, resolved_dict
 from fromzero.pretrain.tasks import get_task, with_special_tokens
 from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
@@ -134,25 +135,33 @@ def pretrain(recipe_path: str | Path | None, overrides: list[str] | None = None,
         load_init_weights(model, recipe.init, task.name)
     if prepare_model is not None:
         model = prepare_model(model)
-    seq_len = recipe.train.seq_len or context_length(model_cfg)
+    seq_len = recipe.train.seq_len or (context_length(model_cfg) if task.seq_len_from_model else None)
     train_src, val_src = task.batches(train_tokens, val_tokens, tokenizer, seq_len, recipe.train.batch_size,
                                       recipe.seed, objective_cfg)
     objective = task.objective(objective_cfg)
     if wrap_objective is not None:
         objective = wrap_objective(objective)
     trainer = Trainer(model, objective, train_src, val_src, recipe.train, recipe.optim, run_dir, progress=progress)
-    # A run killed before its first checkpoint resumes from step 0.
-    result = trainer.fit(resume=resume and latest_checkpoint(run_dir / "checkpoints") is not None)
+    result = _train(trainer, train_tokens, saved, resume)
     model = trainer.export_model()  # all ranks; under FSDP the whole model reaches rank 0 only
     entropy = unigram_entropy(train_tokens)
     if not w.is_main:  # rank 0 writes the run directory and samples
         return PretrainResult(run_dir, result, [], entropy, task.name, recipe.init)
     _write_summary(run_dir, model, trainer, result, {"objective": task.name, "unigram_entropy": entropy,
                                                      "meta": meta, "init": recipe.init})
-    prompts = list(recipe.sample.prompts)  # none: no samples (e.g. a continued run's text has no fitting prompt)
+    # none: no samples (a continued run's text may have no fitting prompt; a counted model has no decoding loop)
+    prompts = [] if is_counted(model) else list(recipe.sample.prompts)
     samples = task.samples(model.eval(), tokenizer, prompts, recipe.sample.generation) if prompts else []
     write_report(run_dir, samples=samples)  # report.html: config, curves, metrics, samples
     return PretrainResult(run_dir, result, samples, entropy, task.name, recipe.init)
+
+
+def _train(trainer: Trainer, train_tokens: Any, saved: dict[str, Any], resume: bool) -> TrainResult:
+    """Gradient steps; or, for a counted model (n-gram), one count over the training stream."""
+    if is_counted(trainer.model):
+        return fit_counted(trainer, train_tokens, saved)
+    # A run killed before its first checkpoint resumes from step 0.
+    return trainer.fit(resume=resume and latest_checkpoint(trainer.ckpt_dir) is not None)
 
 
 def _write_summary(run_dir: Path, model: nn.Module, trainer: Trainer, result: TrainResult,

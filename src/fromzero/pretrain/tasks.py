@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from fromzero.data.loader import RandomWindows
@@ -27,10 +28,12 @@ from fromzero.data.span_corruption_batches import (
     sentinel_tokens,
 )
 from fromzero.data.tokenizers import Tokenizer, TokenizerConfig
+from fromzero.data.word2vec_batches import Word2VecBatchConfig, Word2VecBatches
 from fromzero.data.word_segmentation import chinese_word_starts, wordpiece_word_starts
 from fromzero.errors import ConfigError
 from fromzero.generation import SamplingConfig, fill_mask, generate_text, seq2seq_text
 from fromzero.objectives import CausalLM, MaskedLM, SpanCorruption
+from fromzero.objectives.negative_sampling import NegativeSampling
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -49,6 +52,7 @@ class Task:
     batches: Callable[..., tuple[Any, Any]]
     objective: Callable[[Any], Any]
     samples: Callable[[nn.Module, Tokenizer, list[str], SamplingConfig], list[str]]
+    seq_len_from_model: bool = True  # False: batches are not windows of the model's context length
 
 
 def _id(tok: Tokenizer, token: str) -> int:
@@ -117,6 +121,29 @@ def _span_batches(train: np.ndarray, val: np.ndarray, tok: Tokenizer, seq_len: i
     return source(train, seed), source(val, seed + 1) if len(val) > 2 * raw_len else None
 
 
+# -- word2vec (skip-gram / CBOW with negative sampling) ------------------------------------------
+def _word2vec_batches(train: np.ndarray, val: np.ndarray, tok: Tokenizer, seq_len: int | None, batch_size: int,
+                      seed: int, cfg: Word2VecBatchConfig) -> tuple[Any, Any]:
+    specials = [i for i in (tok.token_to_id(t) for t in tok.special_tokens) if i is not None]
+    train_src = Word2VecBatches(train, tok.vocab_size, batch_size, seed, cfg, exclude_ids=specials)
+    val_src = (Word2VecBatches(val, tok.vocab_size, batch_size, seed + 1, cfg, exclude_ids=specials,
+                               counts=train_src.counts) if len(val) > 2 * cfg.window else None)
+    return train_src, val_src
+
+
+def _neighbour_samples(model: nn.Module, tok: Tokenizer, prompts: list[str], cfg: SamplingConfig) -> list[str]:
+    """Each prompt word and its 8 nearest words by cosine (a prompt of several tokens uses its first)."""
+    lines = []
+    for prompt in prompts:
+        ids = tok.encode(prompt.strip())
+        if not ids:
+            continue
+        sims, near = model.most_similar(torch.tensor(ids[:1]), k=8)
+        words = ", ".join(f"{tok.id_to_token(int(i))} {float(s):.2f}" for s, i in zip(sims[0], near[0], strict=True))
+        lines.append(f"{tok.id_to_token(ids[0])} -> {words}")
+    return lines
+
+
 def _continuations(texts: list[str], prompts: list[str]) -> list[str]:
     return [p + t for p, t in zip(prompts, texts, strict=True)]
 
@@ -130,15 +157,19 @@ def _pad_eos_fields(tok: Tokenizer) -> dict[str, Any]:
 
 
 TASKS: dict[str, Task] = {
-    "causal_lm": Task("causal_lm", CausalLMConfig, lambda cfg: [], lambda tok: {}, _causal_batches,
-                      lambda cfg: CausalLM(), lambda m, t, p, s: _continuations(generate_text(m, t, p, s), p)),
+    "causal_lm": Task("causal_lm", CausalLMConfig, lambda cfg: [],
+                      lambda tok: {"eos_id": tok.eos_id},  # the n-gram family's document boundary
+                      _causal_batches, lambda cfg: CausalLM(),
+                      lambda m, t, p, s: _continuations(generate_text(m, t, p, s), p)),
     "masked_lm": Task("masked_lm", MaskedLMConfig, lambda cfg: list(BERT_SPECIALS),
                       lambda tok: {"pad_id": _id(tok, "[PAD]")}, _mlm_batches, MaskedLM, _fill_mask_samples),
     "span_corruption": Task("span_corruption", SpanCorruptionConfig,
                             lambda cfg: sentinel_tokens(cfg.n_sentinels), _pad_eos_fields, _span_batches,
                             SpanCorruption, lambda m, t, p, s: _arrows(seq2seq_text(m, t, p, s), p)),
+    "word2vec": Task("word2vec", Word2VecBatchConfig, lambda cfg: [], lambda tok: {}, _word2vec_batches,
+                     lambda cfg: NegativeSampling(), _neighbour_samples, seq_len_from_model=False),
 }
-DEFAULT_TASK = {"gpt": "causal_lm", "bert": "masked_lm", "t5": "span_corruption"}
+DEFAULT_TASK = {"gpt": "causal_lm", "bert": "masked_lm", "t5": "span_corruption", "word2vec": "word2vec"}
 
 
 def get_task(name: str) -> Task:
