@@ -43,6 +43,7 @@ DOCS = ROOT / "docs" / "results.md"
 SECTION = "## Recommenders on MovieLens"
 ORDER = ["popularity", "item_knn", "content", "mf_explicit", "mf_bpr", "two_tower", "sasrec", "bert4rec"]
 QUICK_STEPS = 20
+TIME_RATIO = 3.0  # the most fromzero's MF training time may be, over the library's, to count as comparable
 LIBRARIES = ["implicit ALS", "implicit BPR", "surprise SVD"]
 NOTE = ("All rows share one split (leave-last-out by timestamp, seed from the recipes): each user's last rating is "
         "the test item, the one before it the validation item. Every model, library or not, trains on the train "
@@ -181,10 +182,13 @@ def target_lines(rows_list: list[dict[str, Any]]) -> list[str]:
     t_svd = _ratio(_metric(rows, "mf_explicit", "train_wall_s"), _metric(rows, "surprise SVD", "train_wall_s"))
     t_bpr = _ratio(_metric(rows, "mf_bpr", "train_wall_s"), _metric(rows, "implicit BPR", "train_wall_s"))
     met_b = rmse is not None and ndcg is not None and rmse <= 1.02 and ndcg >= 0.98
+    # "comparable" read as within 3x: the libraries are compiled SGD loops, fromzero's time includes the
+    # Trainer's periodic full-ranking validation and checkpoints
+    fast = t_svd is not None and t_bpr is not None and max(t_svd, t_bpr) <= TIME_RATIO
     line_b = (f"(b) fromzero MF vs library: RMSE ratio (mf_explicit / surprise SVD) {fmt(rmse)}, NDCG@10 ratio "
-              f"(mf_bpr / implicit BPR) {fmt(ndcg)}, train-time ratios {fmt(t_svd)} (vs SVD) and {fmt(t_bpr)} "
-              f"(vs implicit BPR) -> {'met' if met_b else 'NOT met'} (target: RMSE ratio <= 1.02 and NDCG ratio "
-              ">= 0.98, at comparable training time)")
+              f"(mf_bpr / implicit BPR) {fmt(ndcg)} -> quality {'met' if met_b else 'NOT met'} (target: RMSE ratio "
+              f"<= 1.02 and NDCG ratio >= 0.98); train-time ratios {fmt(t_svd)} (vs SVD) and {fmt(t_bpr)} (vs "
+              f"implicit BPR) -> time {'met' if fast else 'NOT met'} (comparable read as <= {TIME_RATIO:g}x)")
     return [line_a, line_b]
 
 
@@ -197,16 +201,21 @@ def render(result: dict[str, Any]) -> str:
              f"){' (QUICK smoke run: few steps)' if result.get('quick') else ''}. MovieLens (dslabs): "
              f"{result['data']['users']} users, {result['data']['items']} items, split train / validation / test "
              f"{result['data']['train']} / {result['data']['validation']} / {result['data']['test']} ratings.", "",
-             NOTE, "", "| model | kind | HR@10 | NDCG@10 | MRR | coverage@10 | RMSE | MAE | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             NOTE, "", "| model | kind | HR@10 | NDCG@10 | MRR | coverage@10 | cold MRR | RMSE | MAE | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
         lines.append(f"| {row['model']} | {row['kind']} | {cell(row, 'hr_10', 4)} | {cell(row, 'ndcg_10', 4)} | "
-                     f"{cell(row, 'mrr', 4)} | {cell(row, 'coverage_10', 3)} | {cell(row, 'rmse', 4)} | "
+                     f"{cell(row, 'mrr', 4)} | {cell(row, 'coverage_10', 3)} | {cell(row, 'cold_mrr', 4)} | "
+                     f"{cell(row, 'rmse', 4)} | "
                      f"{cell(row, 'mae', 4)} | {row['train_wall_s']:.1f} |")
     libs = [r for r in result["rows"] if r["model"] in LIBRARIES]
     if libs:
         lines += ["", "Library settings: " + "; ".join(
             f"{r['model']} {json.dumps(r['settings'], sort_keys=True)}" for r in libs) + "."]
+    cold = next((r["test"]["cold_users"] for r in result["rows"] if "cold_users" in r["test"]), None)
+    if cold is not None:
+        lines += ["", f"Cold MRR: the MRR over the {cold} test users whose test item no training rating touched "
+                      "(only a model that reads item content can rank it; fromzero rows only)."]
     lines += ["", "Targets of issue 17, as measured:", ""] + [f"- {t}" for t in target_lines(result["rows"])]
     return "\n".join(lines) + "\n"
 
