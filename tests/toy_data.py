@@ -20,9 +20,9 @@ def make_topic_rows(n: int, seed: int, words: dict[str, list[str]], filler: list
 
 
 def finetune_topic_run(folder, base, splits: dict[str, list[dict]], *, max_len: int, max_steps: int,
-                       batch_size: int, log_every: int, eval_every: int):
+                       batch_size: int, log_every: int, eval_every: int, task: dict | None = None):
     """``base`` (a tiny pretrained run) fully fine-tuned on toy rows per split (train/validation/test JSONL
-    written into ``folder``), selecting on accuracy; returns the fine-tuned run directory."""
+    written into ``folder``), selecting on accuracy; ``task``: extra task keys; returns the run directory."""
     import json
 
     import yaml
@@ -35,7 +35,8 @@ def finetune_topic_run(folder, base, splits: dict[str, list[dict]], *, max_len: 
         files[split].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     recipe = folder / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({
-        "seed": 0, "base": str(base), "task": {"max_len": max_len, **{s: str(p) for s, p in files.items()}},
+        "seed": 0, "base": str(base),
+        "task": {"max_len": max_len, **{s: str(p) for s, p in files.items()}, **(task or {})},
         "method": {"name": "full"}, "select_metric": "accuracy",
         "train": {"max_steps": max_steps, "batch_size": batch_size, "threads": 1, "log_every": log_every,
                   "eval_every": eval_every},

@@ -496,6 +496,8 @@ ROWS: list[Row] = [
         setup=_all(ft_recipe(), truncate("run/model.safetensors")), out="ft_out"),
     row("finetune-out-is-a-file", FINETUNE, "ft_out", "file",
         setup=_all(ft_recipe(), write("ft_out", "not a folder\n")), out="ft_out"),
+    row("finetune-issue-18-unknown-preprocess-step", FINETUNE, "recipe.yaml", "task.preprocess[1]", "'stemm'",
+        "did you mean 'stem'", setup=ft_recipe(task={"preprocess": ["lowercase", "stemm"]}), out="ft_out"),
     # self-train ------------------------------------------------------------------------------------------------
     row("self-train-missing-unlabeled", SELF_TRAIN, "--unlabeled", "pool.jsonl", "not found",
         setup=self_train_inputs(lambda ctx: None), out="st_out"),

@@ -9,6 +9,7 @@
       validation: data/trec/validation.jsonl
       test: data/trec/test.jsonl
       max_len: 32
+      preprocess: [lowercase]                   # optional text steps (data/preprocessing.py)
     method: {name: lora, lora: {rank: 8, targets: ["*attn.qkv", "*attn.proj", "*mlp.fc", "*mlp.proj"]}}
     select_metric: f1_macro                     # early stopping and best-checkpoint selection
     train: {max_steps: 300, batch_size: 32, early_stop_patience: 3}
@@ -25,6 +26,7 @@ from typing import Literal
 
 from fromzero.config import apply_overrides, field, from_dict, load_yaml, require, to_dict
 from fromzero.data.chat_template import TEMPLATES
+from fromzero.data.preprocessing import STEPS, check_steps
 from fromzero.finetune.adversarial import AdversarialConfig
 from fromzero.finetune.freeze import FreezeConfig
 from fromzero.finetune.lora import LoRAConfig
@@ -88,6 +90,8 @@ class TaskConfig:
     eval_base: bool = field(False, help="sft: also score the base model zero-shot on the test split")
     max_target_len: int | None = field(None, help="seq2seq: target tokens incl. eos, also the decoding limit "
                                        "(null: max_len)")
+    preprocess: list[str] = field([], help="sequence classification: text steps applied in order to every split "
+                                           f"and at serving ({', '.join(STEPS)}; data/preprocessing.py)")
 
     def __post_init__(self) -> None:
         require(bool(self.train), "train", "required: the training data file")
@@ -103,6 +107,9 @@ class TaskConfig:
                 f"unknown chat template {self.chat_template!r}; known: {', '.join(sorted(TEMPLATES))}")
         require(self.eval_examples >= 0, "eval_examples", f"must be >= 0, got {self.eval_examples}")
         require(self.max_new_tokens > 0, "max_new_tokens", f"must be > 0, got {self.max_new_tokens}")
+        require(not self.preprocess or self.kind == "sequence_classification", "preprocess",
+                f"text steps apply to sequence_classification, not {self.kind} (they would move spans and tags)")
+        check_steps(self.preprocess, "preprocess")
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,9 @@ def _start_run_dir(run_dir: Path, recipe: FinetuneRecipe, base: Run, model: nn.M
             "pooling": getattr(model, "pooling", None), "labels": data.vocab.labels if data.vocab else None,
             "files": _copy_eval_files(recipe, run_dir), "base": str(recipe.base), "method": recipe.method.name,
             "lora_layers": adapted, "trainable_parameters": summary.trainable, "total_parameters": summary.total,
-            "trainable_percent": summary.percent, "truncation": {s: str(t) for s, t in data.truncation.items()}}
+            "trainable_percent": summary.percent, "truncation": {s: str(t) for s, t in data.truncation.items()},
+            "preprocess": list(recipe.task.preprocess),  # serving applies the same text steps
+            "preprocess_counts": {s: p.to_dict() for s, p in data.preprocess.items()}}
     if data.vocab is not None:
         write_text(run_dir / "labels.txt", "".join(f"{x}\n" for x in data.vocab.labels))
     if recipe.task.kind == "sft":

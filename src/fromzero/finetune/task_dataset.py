@@ -2,7 +2,8 @@
 
 :func:`load_task_data` reads the train / validation / test files of a task,
 builds the label vocabulary from the training file (a label seen only later
-is an error naming its line) and encodes every split under the truncation
+is an error naming its line), runs sequence-classification texts through
+``task.preprocess`` (:mod:`fromzero.data.preprocessing`) and encodes every split under the truncation
 policy. SFT conversations are rendered with their chat template; validation
 and test features always score replies only, whatever ``task.prompt_loss``
 says for training, so the validation loss of a ``prompt_loss: true``
@@ -18,6 +19,7 @@ from torch import nn
 
 from fromzero.data.chat_template import get_chat_template
 from fromzero.data.labels import LabelVocab, class_weights
+from fromzero.data.preprocessing import PreprocessStats, preprocess_examples
 from fromzero.data.seq2seq_data import Seq2SeqBatches, encode_seq2seq, read_seq2seq_pairs
 from fromzero.data.sft_data import SFTTruncationStats, encode_conversations, read_sft
 from fromzero.data.task_data import (
@@ -59,6 +61,7 @@ class TaskData:
     span_maps: dict[str, list[SpanMap]] = field(default_factory=dict)
     truncation: dict[str, TruncationStats] = field(default_factory=dict)
     tokenizer: Tokenizer | None = None  # sft: generates replies; seq2seq: decodes generated ids into texts
+    preprocess: dict[str, PreprocessStats] = field(default_factory=dict)  # task.preprocess: texts per split
 
     @property
     def num_labels(self) -> int:
@@ -83,15 +86,16 @@ class TaskData:
                            grad_accum=grad_accum, token_labels=True if self.task.kind == "sft" else None)
 
 
-def _read(task: TaskConfig, path: str) -> list[Any]:
+def _read(task: TaskConfig, path: str, stats: PreprocessStats | None = None) -> list[Any]:
     if task.kind == "token_classification":
         return read_conll(path)
     if task.kind == "span_qa":
         return read_squad(path)
     if task.kind == "seq2seq":
         return read_seq2seq_pairs(path)
-    return read_text_classification(path, text_key=task.text_field, pair_key=task.pair_field,
+    rows = read_text_classification(path, text_key=task.text_field, pair_key=task.pair_field,
                                     label_key=task.label_field, fmt=task.format)
+    return preprocess_examples(rows, task.preprocess, stats)  # task.preprocess: the recipe's text steps
 
 
 def _targets(task: TaskConfig, examples: list[Any], vocab: LabelVocab | None) -> list[Any]:
@@ -113,12 +117,13 @@ def load_task_data(task: TaskConfig, tokenizer: Tokenizer, vocab: LabelVocab | N
         return load_sft_data(task, tokenizer, splits, paths)
     framing = Framing.for_tokenizer(tokenizer)
     files = paths or {"train": task.train, "validation": task.validation, "test": task.test or task.validation}
-    examples = {s: _read(task, files[s]) for s in splits}
+    prep = {s: PreprocessStats() for s in splits} if task.preprocess else {}
+    examples = {s: _read(task, files[s], prep.get(s)) for s in splits}
     if vocab is None and task.kind == "token_classification":
         vocab = tag_vocab(examples["train"])
     elif vocab is None and task.kind == "sequence_classification" and task.problem != "regression":
         vocab = label_vocab(examples["train"])
-    data = TaskData(task, vocab, examples, {}, framing.pad_id, tokenizer=tokenizer)
+    data = TaskData(task, vocab, examples, {}, framing.pad_id, tokenizer=tokenizer, preprocess=prep)
     for split in splits:
         stats = data.truncation[split] = TruncationStats()
         rows = examples[split]

@@ -45,6 +45,7 @@ import torch
 
 from fromzero.data.chat_template import ChatTemplate, get_chat_template
 from fromzero.data.interactions import Interactions
+from fromzero.data.preprocessing import preprocess_text
 from fromzero.data.task_encoding import Framing
 from fromzero.data.truncation import fit_length, fit_pair
 from fromzero.errors import CheckpointError, DataError
@@ -131,6 +132,8 @@ class GenerationStream:
 class Engine:
     """A loaded run directory ready to serve: ``kind`` says which endpoints it answers."""
 
+    preprocess: tuple[str, ...] = ()  # text steps applied before tokenizing (classifier runs that have some)
+
     def __init__(self, run: Run, *, model_id: str | None = None, chat_template: str | None = None,
                  max_batch: int = DEFAULT_MAX_BATCH, decode_options: DecodeOptions | None = None) -> None:
         if max_batch < 1:
@@ -180,6 +183,7 @@ class Engine:
         if headed:
             self.framing = Framing.for_tokenizer(self.tokenizer)
             self.context_length = min(self.context_length, run.max_len)
+            self.preprocess = tuple(run.info.get("preprocess") or ())  # the fine-tune's task.preprocess steps
             self.problem = run.problem
             n = run.info["num_labels"]
             if run.vocab is not None:
@@ -222,12 +226,14 @@ class Engine:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as this family reads it (BERT runs add [CLS] .. [SEP]).
 
+        A classifier run's texts first go through the ``task.preprocess`` steps it was fine-tuned with.
         Raises DataError for text that is not valid Unicode (a lone surrogate, which JSON can carry).
         """
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as err:
             raise DataError(f"text is not valid Unicode: {err.reason} at character {err.start}") from None
+        text = preprocess_text(text, self.preprocess)  # a classifier's text steps, as fine-tuning applied them
         return self.tokenizer.encode(text, add_special_tokens=self.kind == "embed")
 
     def prepare_prompt(self, ids: Sequence[int]) -> list[int]:
