@@ -12,6 +12,8 @@ bash scripts/install_fashion_mnist.sh || echo "warning: could not install Fashio
 # MovieLens small (Debian r-cran-dslabs, unpacked into ~/.cache) for the recommender tests; without it that test
 # skips locally and fails when CI=true.
 bash scripts/install_movielens.sh || echo "warning: could not fetch MovieLens (see scripts/install_movielens.sh)" >&2
+# espeak-ng for the synthetic speech test; without it that test skips locally and fails when CI=true.
+bash scripts/install_espeak.sh || echo "warning: could not install espeak-ng (see scripts/install_espeak.sh)" >&2
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports
 set +e
