@@ -92,12 +92,12 @@ def _generate(args: argparse.Namespace) -> int:
         template = get_chat_template((run.config.get("task") or {}).get("chat_template") or "plain")
         prompts, cfg = user_prompts(template, prompts), with_template_stops(cfg, template)
     family = family_of(run.model.config).name
-    if family == "t5":  # encoder-decoder: input text -> decoded output
+    if family in ("t5", "seq2seq-rnn"):  # encoder-decoder: input text -> decoded output
         for prompt, text in zip(prompts, seq2seq_text(run.model, run.tokenizer, prompts, cfg), strict=True):
             print(f"{prompt} -> {text}")
         return 0
     if family not in ("gpt", "rnn"):
-        raise FromZeroError(f"generate: {run.path} is a {family} run; generate needs a gpt, rnn or t5 run "
+        raise FromZeroError(f"generate: {run.path} is a {family} run; generate needs a gpt, rnn, t5 or seq2seq-rnn run "
                             "(a bert run fills masks: `fromzero fill-mask`)")
     if len(prompts) == 1 and not args.no_stream:
         sys.stdout.write(prompts[0])

@@ -169,7 +169,8 @@ TASKS: dict[str, Task] = {
     "word2vec": Task("word2vec", Word2VecBatchConfig, lambda cfg: [], lambda tok: {}, _word2vec_batches,
                      lambda cfg: NegativeSampling(), _neighbour_samples, seq_len_from_model=False),
 }
-DEFAULT_TASK = {"gpt": "causal_lm", "bert": "masked_lm", "t5": "span_corruption", "word2vec": "word2vec"}
+DEFAULT_TASK = {"gpt": "causal_lm", "bert": "masked_lm", "t5": "span_corruption", "seq2seq-rnn": "span_corruption",
+                "word2vec": "word2vec"}
 
 
 def get_task(name: str) -> Task:
