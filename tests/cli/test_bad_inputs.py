@@ -359,6 +359,25 @@ def rec_recipe_files(ratings: str) -> Setup:
                 write("r.csv", RATINGS_HEADER + ratings))
 
 
+# -- speech inputs (issue 18) ---------------------------------------------------------------------------------------
+
+def speech_run(name: str = "speech") -> Setup:
+    """A copy of the tiny speech run trained on tone "speech" (tests/speech_runs.py)."""
+    return lambda ctx: ctx.copy("speech", name)
+
+
+def wav(name: str, rate: int = 16000, channels: int = 1) -> Setup:
+    """A 0.2 s 16-bit WAV of a 440 Hz tone at ``rate`` Hz with ``channels`` channels."""
+    from fromzero.data.audio_features import write_wav
+
+    def setup(ctx: Ctx) -> None:
+        import torch
+
+        t = torch.arange(rate // 5) / rate
+        write_wav(ctx.tmp / name, 0.3 * torch.sin(2 * torch.pi * 440 * t).repeat(channels, 1), rate)
+    return setup
+
+
 # -- the rows --------------------------------------------------------------------------------------------------------
 
 Argv = list[str] | Callable[[Ctx], list[str]]
@@ -416,6 +435,8 @@ def _reverse_labels(info: dict) -> None:
     info["labels"] = list(reversed(info["labels"]))
 
 
+ZERO_SHOT = ["zero-shot", "bert", "--data", "test.jsonl", "--labels", "labels.yaml", "--no-progress"]
+SHOT_ROWS = '{"text": "who is she", "label": "A"}\n{"text": "where is it", "label": "B"}\n'
 SELF_TRAIN = ["self-train", "recipe.yaml", "--unlabeled", "pool.jsonl", "--out", "st_out", "--no-progress"]
 
 ROWS: list[Row] = [
@@ -779,6 +800,38 @@ ROWS: list[Row] = [
     row("recommend-missing-ratings-file", RECOMMEND, "mine.csv", "no such file", setup=rec_run()),
     row("train-issue-17-csv-unknown-movie", ["train", "rec.yaml", "--out", "rec_out", "--no-progress"], "r.csv:3",
         "unknown item movieId 40", setup=rec_recipe_files("1,10,4.0,100\n1,40,4.0,101\n"), out="rec_out"),
+    # zero-shot, few-shot, augment (issue 18) ---------------------------------------------------------------------
+    row("zero-shot-missing-labels-file", ZERO_SHOT, "labels.yaml", "labels file not found",
+        setup=_all(bert_run(), write("test.jsonl", SHOT_ROWS))),
+    row("zero-shot-label-without-description", ZERO_SHOT, "test.jsonl:2", "label 'B' has no description",
+        setup=_all(bert_run(), write("test.jsonl", SHOT_ROWS), write("labels.yaml", "A: one\nC: three\n"))),
+    row("zero-shot-binary-labels-file", ZERO_SHOT, "labels.yaml", "UTF-8",
+        setup=_all(bert_run(), write("test.jsonl", SHOT_ROWS), binary("labels.yaml"))),
+    row("few-shot-not-a-language-model-run", ["few-shot", "bert", "--data", "test.jsonl", "--no-progress"], "bert",
+        "not a pretrained language-model run", setup=_all(bert_run(), write("test.jsonl", SHOT_ROWS),
+                                                          write("train.jsonl", SHOT_ROWS))),
+    row("few-shot-bad-k", ["few-shot", "run", "--data", "test.jsonl", "--k", "1,x"], "--k", "1,x", setup=gpt_run()),
+    row("few-shot-missing-train-file", ["few-shot", "run", "--data", "test.jsonl", "--no-progress"], "train.jsonl",
+        "not found", setup=_all(gpt_run(), write("test.jsonl", SHOT_ROWS))),
+    row("augment-output-exists", ["augment", "in.jsonl", "out.jsonl"], "out.jsonl", "output exists",
+        setup=_all(write("in.jsonl", SHOT_ROWS), write("out.jsonl", "keep me\n")), out="out.jsonl"),
+    row("augment-missing-input", ["augment", "in.jsonl", "out.jsonl"], "in.jsonl", "not found", out="out.jsonl"),
+    row("augment-binary-input", ["augment", "in.jsonl", "out.jsonl"], "in.jsonl", "UTF-8",
+        setup=binary("in.jsonl"), out="out.jsonl"),
+    row("augment-synonym-op-without-synonyms", ["augment", "in.jsonl", "out.jsonl", "--ops", "sr"], "--ops",
+        "need synonyms", setup=write("in.jsonl", SHOT_ROWS), out="out.jsonl"),
+    row("augment-bad-synonyms-line", ["augment", "in.jsonl", "out.jsonl", "--synonyms", "syn.txt"], "syn.txt:1",
+        "no synonyms", setup=_all(write("in.jsonl", SHOT_ROWS), write("syn.txt", "lonely\n")), out="out.jsonl"),
+    # transcribe (speech runs, issue 18) ------------------------------------------------------------------------
+    row("transcribe-issue-18-wrong-sample-rate", ["transcribe", "speech", "hi.wav"], "hi.wav", "22050 Hz",
+        "-ar 16000", setup=_all(speech_run(), wav("hi.wav", rate=22050))),
+    row("transcribe-issue-18-stereo", ["transcribe", "speech", "st.wav"], "st.wav", "2 channel", "-ac 1",
+        setup=_all(speech_run(), wav("st.wav", channels=2))),
+    row("transcribe-missing-wav", ["transcribe", "speech", "nosuch.wav"], "nosuch.wav", setup=speech_run()),
+    row("transcribe-not-a-speech-run", ["transcribe", "run", "a.wav"], "not a speech run",
+        setup=_all(gpt_run(), wav("a.wav"))),
+    row("transcribe-beam-0", ["transcribe", "speech", "a.wav", "--beam", "0"], "--beam",
+        setup=_all(speech_run(), wav("a.wav"))),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------
     row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
     row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),
@@ -831,7 +884,16 @@ def tiny_recommender_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny(folder / "data", folder / "rec", "item-knn")
 
 
-SHARED_FIXTURES = {"image": "tiny_image_run", "rec": "tiny_recommender_run",
+@pytest.fixture(scope="session")
+def tiny_speech_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-step speech run on tone "speech" (tests/speech_runs.py; no espeak-ng needed, about a second)."""
+    from speech_runs import train_tiny_speech, write_tone_set
+
+    folder = tmp_path_factory.mktemp("bad-inputs-speech")
+    return train_tiny_speech(write_tone_set(folder / "data"), folder / "speech")
+
+
+SHARED_FIXTURES = {"image": "tiny_image_run", "rec": "tiny_recommender_run", "speech": "tiny_speech_run",
                    "gpt": "tiny_run", "bert": "tiny_bert_run", "ft": "tiny_classifier_run", "hf": "hf_gpt2_folder",
                    "corpus": "short_corpus", "tiny_overrides": "tiny_overrides"}
 

