@@ -29,16 +29,16 @@ import torch
 from safetensors.torch import save_model
 
 from fromzero.atomic import write_text, write_with
-from fromzero.config import dump_yaml, load_yaml, to_dict
+from fromzero.config import dump_yaml, to_dict
 from fromzero.data.datasets.rating_sources import load_rating_data
 from fromzero.data.interaction_split import leave_last_out, write_split
 from fromzero.data.interactions import write_items_csv
-from fromzero.errors import CheckpointError, ConfigError
+from fromzero.errors import ConfigError
 from fromzero.models import build_model, family_of
 from fromzero.recommend.features import build_item_features
 from fromzero.recommend.recipe import RecommendRecipe, load_recommend_recipe, recipe_dict
 from fromzero.recommend.tasks import RunData, fit_counts, prepare_model, test_metrics, training_setup
-from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
+from fromzero.runs import open_run_dir, run_dir_for
 from fromzero.runs.recommender import ITEMS_FILE, RECOMMEND_INFO, SPLIT_FILE
 from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
@@ -54,19 +54,6 @@ class RecommendResult:
     info: dict[str, Any]
     test_metrics: dict[str, float]
     train: TrainResult | None  # None for counted families
-
-
-def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
-    require_resumable_run_dir(run_dir)
-    try:  # through the loader, so keys added since the run started compare at their defaults
-        previous = recipe_dict(load_recommend_recipe(run_dir / "config.yaml"))
-    except ConfigError:
-        previous = load_yaml(run_dir / "config.yaml")
-    for section in ("data", "features", "model", "objective", "seed", "k"):
-        if previous.get(section) != saved.get(section):
-            raise CheckpointError(f"{run_dir / 'config.yaml'}: '{section}' differs from the recipe; a resumed run "
-                                  "must use the same data, features, model, objective and seed (change train.* / "
-                                  "optim.* only)")
 
 
 def _check_k(k: int, n_items: int, split, n_users: int, file: str) -> None:
@@ -88,10 +75,8 @@ def train_recommender(recipe_path: str | Path | None, overrides: list[str] | Non
         raise ConfigError(f"{file}: recommender runs train on one process; run `fromzero train` without torchrun")
     run_dir = run_dir_for(out, recipe.out, recipe_path, "recommender")
     saved = recipe_dict(recipe)
-    if resume:
-        _check_resumable(run_dir, saved)
-    else:
-        require_fresh_run_dir(run_dir)
+    open_run_dir(run_dir, saved, resume, ("data", "features", "model", "objective", "seed", "k"),
+                 lambda config: recipe_dict(load_recommend_recipe(config)))
     data = load_rating_data(recipe.data, file)
     split = leave_last_out(data, recipe.seed)
     _check_k(recipe.k, data.n_items, split, data.n_users, file)

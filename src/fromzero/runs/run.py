@@ -23,6 +23,7 @@ names, as a pretraining run saves it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,27 @@ def require_resumable_run_dir(run_dir: Path) -> None:
     """``--resume`` needs a run that started: its config.yaml."""
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (no config.yaml); run without --resume")
+
+
+def open_run_dir(run_dir: Path, saved: dict[str, Any], resume: bool, fixed: tuple[str, ...],
+                 load_saved: Callable[[Path], dict[str, Any]] | None = None) -> None:
+    """Check where a run writes before any work: a new run needs a fresh folder; ``--resume`` needs a started
+    run whose ``fixed`` recipe sections equal ``saved``'s (only train.* / optim.* may change). ``load_saved``
+    reads the old config.yaml through the recipe loader, so keys added since then compare at their defaults
+    (a config the loader rejects is compared as written)."""
+    if not resume:
+        require_fresh_run_dir(run_dir)
+        return
+    require_resumable_run_dir(run_dir)
+    config = run_dir / "config.yaml"
+    try:
+        previous = load_saved(config) if load_saved is not None else load_yaml(config)
+    except ConfigError:
+        previous = load_yaml(config)
+    for section in fixed:
+        if previous.get(section) != saved.get(section):
+            raise CheckpointError(f"{config}: '{section}' differs from the recipe; a resumed run must keep "
+                                  f"{', '.join(fixed)} (change train.* / optim.* only)")
 
 
 def is_finetune_recipe_data(config: dict[str, Any]) -> bool:

@@ -25,13 +25,13 @@ import torch
 from safetensors.torch import save_model
 
 from fromzero.atomic import write_text, write_with
-from fromzero.config import dump_yaml, load_yaml, to_dict
+from fromzero.config import dump_yaml, to_dict
 from fromzero.data.speech_batches import SpeechBatches, SpeechSet, load_speech_set
 from fromzero.data.speech_text import CharVocabulary
-from fromzero.errors import CheckpointError, ConfigError
+from fromzero.errors import ConfigError
 from fromzero.models import build_model, family_of
 from fromzero.objectives.ctc import CTCObjective
-from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
+from fromzero.runs import open_run_dir, run_dir_for
 from fromzero.speech.evaluate import score_set
 from fromzero.speech.inference import SPEECH_INFO
 from fromzero.speech.recipe import SPLITS, SpeechRecipe, load_speech_recipe, recipe_dict
@@ -47,15 +47,6 @@ class SpeechResult:
     info: dict[str, Any]
     scores: dict[str, Any]  # eval.json: {"test": ..., "validation": ...}
     train: TrainResult
-
-
-def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
-    require_resumable_run_dir(run_dir)
-    previous = load_yaml(run_dir / "config.yaml")
-    for section in ("model", "data", "features", "seed"):
-        if previous.get(section) != saved.get(section):
-            raise CheckpointError(f"{run_dir / 'config.yaml'}: '{section}' differs from the recipe; a resumed run "
-                                  "must use the same model, data, features and seed (change train.* / optim.* only)")
 
 
 def _load_sets(recipe: SpeechRecipe, vocab: CharVocabulary, max_frames: int) -> dict[str, SpeechSet]:
@@ -74,10 +65,7 @@ def train_speech(recipe_path: str | Path | None, overrides: list[str] | None = N
     cfg = recipe.model_config(vocab.size, file)
     run_dir = run_dir_for(out, recipe.out, recipe_path, "speech")
     saved = recipe_dict(recipe)
-    if resume:
-        _check_resumable(run_dir, saved)
-    else:
-        require_fresh_run_dir(run_dir)
+    open_run_dir(run_dir, saved, resume, ("model", "data", "features", "seed"))
     sets = _load_sets(recipe, vocab, cfg.max_frames)  # every manifest and WAV checked before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_yaml(saved))

@@ -27,13 +27,13 @@ import torch
 from safetensors.torch import save_model
 
 from fromzero.atomic import write_text, write_with
-from fromzero.config import dump_yaml, load_yaml, to_dict
+from fromzero.config import dump_yaml, to_dict
 from fromzero.data.datasets.image_sources import load_image_data
 from fromzero.data.image_batches import ImageBatches, channel_stats
 from fromzero.data.image_set import ImageSet, ImageSplits
-from fromzero.errors import CheckpointError, ConfigError
+from fromzero.errors import ConfigError
 from fromzero.models import build_model, family_of
-from fromzero.runs import VISION_INFO, require_fresh_run_dir, require_resumable_run_dir, run_dir_for
+from fromzero.runs import VISION_INFO, open_run_dir, run_dir_for
 from fromzero.runs.report import write_report
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import world
@@ -58,18 +58,6 @@ class VisionResult:
     train: TrainResult
     info: dict[str, Any]
     test_metrics: dict[str, Any]
-
-
-def _check_resumable(run_dir: Path, saved: dict[str, Any]) -> None:
-    require_resumable_run_dir(run_dir)
-    try:  # through the loader, so keys added since the run started compare at their defaults
-        previous = recipe_dict(load_vision_recipe(run_dir / "config.yaml"))
-    except ConfigError:
-        previous = load_yaml(run_dir / "config.yaml")
-    for section in ("task", "data", "model", "init", "seed", "augment", "noise", "objective"):
-        if previous.get(section) != saved.get(section):
-            raise CheckpointError(f"{run_dir / 'config.yaml'}: '{section}' differs from the recipe; a resumed run "
-                                  "must use the same task, data, model and seed (change train.* / optim.* only)")
 
 
 def _check_data(recipe: VisionRecipe, splits: ImageSplits, file: str) -> None:
@@ -98,10 +86,8 @@ def train_vision(recipe_path: str | Path | None, overrides: list[str] | None = N
                           "(multi-process training covers pretrain and finetune)")
     run_dir = run_dir_for(out, recipe.out, recipe_path, "vision")
     saved = recipe_dict(recipe)
-    if resume:
-        _check_resumable(run_dir, saved)
-    else:
-        require_fresh_run_dir(run_dir)
+    open_run_dir(run_dir, saved, resume, ("task", "data", "model", "init", "seed", "augment", "noise", "objective"),
+                 lambda config: recipe_dict(load_vision_recipe(config)))
     if recipe.init and not (Path(recipe.init) / VISION_INFO).is_file():
         raise ConfigError(f"{file}: init: {recipe.init} is not a finished image run (no {VISION_INFO})")
     splits = load_image_data(recipe.data, recipe.seed, file)
