@@ -25,6 +25,14 @@ def _ops(text: str) -> tuple[str, ...]:
     return tuple(op.strip() for op in text.split(",") if op.strip())
 
 
+def _report_options(p: argparse.ArgumentParser, report: str) -> None:
+    """What zero-shot and few-shot share: the report file, the data's field names, --no-progress."""
+    p.add_argument("--out", default=None, help=f"the JSON report (default RUN/{report})")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--label-field", default="label")
+    add_no_progress(p)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add the subcommands of this module; returns their handlers by name."""
     z = sub.add_parser("zero-shot", help="classify a labelled file by sentence-embedding similarity to label "
@@ -32,10 +40,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     z.add_argument("run_dir", help="a BERT encoder run, e.g. an imported sentence-transformers/all-MiniLM-L6-v2")
     z.add_argument("--data", required=True, help="JSONL / CSV / TSV file with text and label fields")
     z.add_argument("--labels", required=True, help="YAML file of 'label: description' lines (one per class)")
-    z.add_argument("--out", default=None, help="the JSON report (default RUN/zero_shot.json)")
-    z.add_argument("--text-field", default="text")
-    z.add_argument("--label-field", default="label")
-    add_no_progress(z)
+    _report_options(z, "zero_shot.json")
     f = sub.add_parser("few-shot", help="k-shot prompting of a language-model run: each label scored by its "
                                         "log-likelihood after k solved examples; accuracy vs k")
     f.add_argument("run_dir", help="a pretrained gpt (or rnn) run")
@@ -46,10 +51,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     f.add_argument("--limit", type=positive_int, default=None, help="score only the first N queries")
     f.add_argument("--template", default=None, help=r"prompt template with {text} then {label} "
                                                     r"(default 'Question: {text}\nType: {label}\n\n')")
-    f.add_argument("--out", default=None, help="the JSON report (default RUN/few_shot.json)")
-    f.add_argument("--text-field", default="text")
-    f.add_argument("--label-field", default="label")
-    add_no_progress(f)
+    _report_options(f, "few_shot.json")
     a = sub.add_parser("augment", help="EDA (synonym replacement, random insertion / swap / deletion) on a JSONL "
                                        "task file: every row, then its augmentations, labels kept")
     a.add_argument("source", help="input JSONL file")

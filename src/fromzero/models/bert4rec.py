@@ -27,25 +27,17 @@ from torch import nn
 
 from fromzero.config import field, require
 from fromzero.models.registry import register_family, register_model
-from fromzero.nn.item_sequence import ItemSequenceEncoder, check_sequence_config, keep_recent, occlusion_contributions
+from fromzero.nn.item_sequence import ItemSequenceEncoder, ItemSequenceShape, keep_recent, occlusion_contributions
 
 
 @dataclass(frozen=True)
-class BERT4RecConfig:
-    """Shape of a BERT4Rec model. ``n_users`` / ``n_items`` are filled from the data by the runner."""
+class BERT4RecConfig(ItemSequenceShape):
+    """Shape of a BERT4Rec model (the shared fields: ``nn.item_sequence.ItemSequenceShape``)."""
 
-    n_users: int = field(0, help="number of users (filled from the data; unused by the model)")
-    n_items: int = field(0, help="number of catalogue items I (filled from the data); PAD = I, MASK = I + 1")
-    n_layer: int = field(2, help="number of Transformer blocks")
-    n_head: int = field(2, help="number of attention heads")
-    dim: int = field(64, help="model width (item embedding size); must be divisible by n_head")
     max_len: int = field(50, help="longest input, the appended MASK included (the most recent items are kept)")
-    mlp_hidden: int | None = field(None, help="feed-forward hidden size (null = 4*dim)")
-    dropout: float = field(0.1, help="dropout on embeddings, attention and residual branches")
-    init_std: float = field(0.02, help="std of the normal init of linear and embedding weights")
 
     def __post_init__(self) -> None:
-        check_sequence_config(self)
+        super().__post_init__()
         require(self.max_len > 1, "max_len", f"must be at least 2 (one item and the MASK), got {self.max_len}")
 
 

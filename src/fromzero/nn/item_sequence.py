@@ -16,12 +16,12 @@ own code, which left-pads every sequence to max_len. So how much padding a batch
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from fromzero.config import require
+from fromzero.config import field, require
 from fromzero.nn.attention import SelfAttention, build_attention_mask
 from fromzero.nn.block import Block
 from fromzero.nn.mlp import MLP
@@ -29,17 +29,31 @@ from fromzero.nn.norms import LayerNorm
 from fromzero.nn.positions import LearnedPositions
 
 
-def check_sequence_config(cfg: Any) -> None:
-    """The checks SASRec's and BERT4Rec's configs share (sizes, heads dividing the width, dropout, init)."""
-    require(cfg.n_users >= 0, "n_users", f"must be >= 0, got {cfg.n_users}")
-    require(cfg.n_items >= 0, "n_items", f"must be >= 0, got {cfg.n_items}")
-    require(cfg.n_layer > 0, "n_layer", f"must be positive, got {cfg.n_layer}")
-    require(cfg.n_head > 0, "n_head", f"must be positive, got {cfg.n_head}")
-    require(cfg.dim % cfg.n_head == 0, "dim",
-            f"{cfg.dim} is not divisible by n_head={cfg.n_head}; choose a multiple of {cfg.n_head}")
-    require(cfg.mlp_hidden is None or cfg.mlp_hidden > 0, "mlp_hidden", "must be positive or null")
-    require(0.0 <= cfg.dropout < 1.0, "dropout", f"must be in [0, 1), got {cfg.dropout}")
-    require(cfg.init_std > 0, "init_std", "must be positive")
+@dataclass(frozen=True)
+class ItemSequenceShape:
+    """The fields SASRec's and BERT4Rec's configs share (each family subclasses it and sets its own defaults).
+    ``n_users`` / ``n_items`` are filled from the data by the runner."""
+
+    n_users: int = field(0, help="number of users (filled from the data; unused by the model)")
+    n_items: int = field(0, help="number of catalogue items I (filled from the data); PAD = I, MASK = I + 1")
+    n_layer: int = field(2, help="number of Transformer blocks")
+    n_head: int = field(2, help="number of attention heads")
+    dim: int = field(64, help="model width (item embedding size); must be divisible by n_head")
+    max_len: int = field(50, help="longest history read (the most recent items are kept)")
+    mlp_hidden: int | None = field(None, help="feed-forward hidden size (null = 4*dim)")
+    dropout: float = field(0.1, help="dropout on embeddings, attention and residual branches")
+    init_std: float = field(0.02, help="std of the normal init of linear and embedding weights")
+
+    def __post_init__(self) -> None:
+        require(self.n_users >= 0, "n_users", f"must be >= 0, got {self.n_users}")
+        require(self.n_items >= 0, "n_items", f"must be >= 0, got {self.n_items}")
+        require(self.n_layer > 0, "n_layer", f"must be positive, got {self.n_layer}")
+        require(self.n_head > 0, "n_head", f"must be positive, got {self.n_head}")
+        require(self.dim % self.n_head == 0, "dim",
+                f"{self.dim} is not divisible by n_head={self.n_head}; choose a multiple of {self.n_head}")
+        require(self.mlp_hidden is None or self.mlp_hidden > 0, "mlp_hidden", "must be positive or null")
+        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        require(self.init_std > 0, "init_std", "must be positive")
 
 
 class ItemSequenceEncoder(nn.Module):
