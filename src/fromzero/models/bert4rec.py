@@ -23,11 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from fromzero.config import field, require
 from fromzero.models.registry import register_family, register_model
-from fromzero.nn.item_sequence import ItemSequenceEncoder, ItemSequenceShape, keep_recent, occlusion_contributions
+from fromzero.nn.item_sequence import ItemSequenceModel, ItemSequenceShape, keep_recent
 
 
 @dataclass(frozen=True)
@@ -41,45 +40,18 @@ class BERT4RecConfig(ItemSequenceShape):
         require(self.max_len > 1, "max_len", f"must be at least 2 (one item and the MASK), got {self.max_len}")
 
 
-class BERT4Rec(nn.Module):
-    """Bidirectional item-sequence Transformer. ``forward(history (B, L)) -> hidden (B, L, dim)``.
+class BERT4Rec(ItemSequenceModel):
+    """Bidirectional item-sequence Transformer (``nn.item_sequence.ItemSequenceModel``). Inputs may hold MASK
+    (= n_items + 1) anywhere; PAD (= n_items) keys are never attended to."""
 
-    Inputs may hold MASK (= n_items + 1) anywhere; PAD (= n_items) keys are never attended to.
-    """
-
-    def __init__(self, config: BERT4RecConfig) -> None:
-        super().__init__()
-        c = self.config = config
-        self.encoder = ItemSequenceEncoder(c.n_items, c.dim, c.n_layer, c.n_head, c.max_len, causal=False,
-                                           dropout=c.dropout, mlp_hidden=c.mlp_hidden, init_std=c.init_std)
-        self.pad, self.mask = c.n_items, c.n_items + 1
-
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        """history (B, L) LEFT-padded with PAD, MASK where an item is hidden, L <= max_len -> (B, L, dim)."""
-        return self.encoder(history)
-
-    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (..., dim) -> logits over the catalogue (..., n_items), tied to the item embeddings."""
-        return self.encoder.item_logits(hidden)
+    causal = False
 
     def _score_history(self, history: torch.Tensor) -> torch.Tensor:
+        """MASK is appended after the last column and its logits read; if that makes the input longer than
+        max_len, the oldest columns are dropped. An all-PAD history gets the logits of a lone MASK."""
         masked = torch.full_like(history[:, :1], self.mask)  # (B, 1)
         query = keep_recent(torch.cat([history, masked], dim=1), self.config.max_len)  # oldest dropped if too long
         return self.item_logits(self(query)[:, -1])  # (B, I)
-
-    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, I) logits of the item after ``batch["history"]`` (B, L), LEFT-padded, most recent last.
-
-        MASK is appended after the last column and its logits read; if that makes the input longer than
-        max_len, the oldest columns are dropped. An all-PAD history gets the logits of a lone MASK.
-        """
-        return self._score_history(batch["history"])
-
-    def history_contributions(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
-        """items (B, K) -> (B, K, L) by occlusion: full score minus the score with history column l set to
-        PAD; positive = that past item raised the item's score. 0 at pads (and at a column dropped for
-        length, whose occlusion changes nothing)."""
-        return occlusion_contributions(self._score_history, batch["history"], items, self.pad)
 
 
 register_family("bert4rec", BERT4RecConfig, BERT4Rec)

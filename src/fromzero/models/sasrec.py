@@ -20,11 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from fromzero.config import field, require
 from fromzero.models.registry import register_family, register_model
-from fromzero.nn.item_sequence import ItemSequenceEncoder, ItemSequenceShape, keep_recent, occlusion_contributions
+from fromzero.nn.item_sequence import ItemSequenceModel, ItemSequenceShape, keep_recent
 
 
 @dataclass(frozen=True)
@@ -38,45 +37,15 @@ class SASRecConfig(ItemSequenceShape):
         require(self.max_len > 0, "max_len", f"must be positive, got {self.max_len}")
 
 
-class SASRec(nn.Module):
-    """Causal item-sequence Transformer. ``forward(history (B, L)) -> hidden (B, L, dim)``.
-
-    ``score_all`` reads the last position of a LEFT-padded history (the most recent item last);
-    ``item_logits`` scores hidden states against every catalogue item (what ``next_item`` needs).
-    """
-
-    def __init__(self, config: SASRecConfig) -> None:
-        super().__init__()
-        c = self.config = config
-        self.encoder = ItemSequenceEncoder(c.n_items, c.dim, c.n_layer, c.n_head, c.max_len, causal=True,
-                                           dropout=c.dropout, mlp_hidden=c.mlp_hidden, init_std=c.init_std)
-        self.pad, self.mask = c.n_items, c.n_items + 1
-
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        """history (B, L) LEFT-padded with PAD, L <= max_len -> hidden (B, L, dim)."""
-        return self.encoder(history)
-
-    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (..., dim) -> logits over the catalogue (..., n_items), tied to the item embeddings."""
-        return self.encoder.item_logits(hidden)
+class SASRec(ItemSequenceModel):
+    """Causal item-sequence Transformer (``nn.item_sequence.ItemSequenceModel``): position t sees items
+    <= t, trained to predict the next item at every position (``next_item``)."""
 
     def _score_history(self, history: torch.Tensor) -> torch.Tensor:
+        """Logits of the last position; a history longer than max_len keeps its most recent items. An all-PAD
+        history still gets a score: a learned "no history" vector (the caller's fallback may prefer popularity)."""
         history = keep_recent(history, self.config.max_len)  # (B, L') most recent items
         return self.item_logits(self(history)[:, -1])  # (B, I)
-
-    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, I) next-item logits after ``batch["history"]`` (B, L), LEFT-padded, most recent last.
-
-        Histories longer than max_len keep their most recent max_len items. An all-PAD history (a user with
-        no history) still gets a score: the last position's own (PAD + position) embedding, a learned
-        "no history" vector; the caller's cold-start fallback may prefer popularity.
-        """
-        return self._score_history(batch["history"])
-
-    def history_contributions(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
-        """items (B, K) -> (B, K, L) by occlusion: full score minus the score with history column l set to
-        PAD; positive = that past item raised the item's score. 0 at pads."""
-        return occlusion_contributions(self._score_history, batch["history"], items, self.pad)
 
 
 register_family("sasrec", SASRecConfig, SASRec)

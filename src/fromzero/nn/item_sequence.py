@@ -140,3 +140,37 @@ def occlusion_contributions(score: Callable[[torch.Tensor], torch.Tensor], histo
             drop = full - score(occluded).gather(1, items)  # (B, K)
             out[:, :, col] = torch.where(real[:, None], drop, torch.zeros_like(drop))
     return out
+
+
+class ItemSequenceModel(nn.Module):
+    """What SASRec and BERT4Rec share around :class:`ItemSequenceEncoder`: the encoder built from an
+    :class:`ItemSequenceShape` config, PAD / MASK ids, tied item logits, ``score_all`` and occlusion
+    explanations. A subclass sets ``causal`` and defines ``_score_history(history (B, L)) -> (B, I)``, the
+    scores of the item that follows a LEFT-padded history."""
+
+    causal = True
+
+    def __init__(self, config: ItemSequenceShape) -> None:
+        super().__init__()
+        c = self.config = config
+        self.encoder = ItemSequenceEncoder(c.n_items, c.dim, c.n_layer, c.n_head, c.max_len, causal=self.causal,
+                                           dropout=c.dropout, mlp_hidden=c.mlp_hidden, init_std=c.init_std)
+        self.pad, self.mask = c.n_items, c.n_items + 1
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        """history (B, L) LEFT-padded with PAD, L <= max_len -> hidden (B, L, dim)."""
+        return self.encoder(history)
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (..., dim) -> logits over the catalogue (..., n_items), tied to the item embeddings."""
+        return self.encoder.item_logits(hidden)
+
+    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, I) scores of the item after ``batch["history"]`` (B, L), LEFT-padded, most recent last."""
+        return self._score_history(batch["history"])
+
+    def history_contributions(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """items (B, K) -> (B, K, L) by occlusion: full score minus the score with history column l set to
+        PAD; positive = that past item raised the item's score. 0 at pads."""
+        return occlusion_contributions(self._score_history, batch["history"], items, self.pad)
+
