@@ -109,12 +109,7 @@ def test_generate_seq2seq_greedy_matches_argmax_of_teacher_forcing_with_and_with
 
 @pytest.mark.parametrize("family", ["seq2seq-rnn", "t5"])
 def test_beam_of_one_equals_greedy(family: str) -> None:
-    if family == "t5":  # beam search recomputes the prefix for T5 (its cache has no reorder)
-        torch.manual_seed(0)
-        model = create_model("t5", vocab_size=11, n_layer=1, n_head=2, d_model=16, d_kv=8, d_ff=32,
-                             dropout=0.0).eval()
-    else:
-        model = _model("gru")
+    model = _t5() if family == "t5" else _model("gru")
     sources = _sources(4, n=6)
     steps = list(generate_seq2seq(model, sources, SamplingConfig(max_new_tokens=7, greedy=True), eos_id=EOS,
                                   pad_id=PAD, decoder_start_id=PAD))
@@ -122,6 +117,23 @@ def test_beam_of_one_equals_greedy(family: str) -> None:
     for alpha in (0.0, 1.0):
         assert beam_search_seq2seq(model, sources, beam_size=1, max_new_tokens=7, eos_id=EOS, pad_id=PAD,
                                    decoder_start_id=PAD, alpha=alpha) == greedy
+
+
+def _t5() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model("t5", vocab_size=11, n_layer=1, n_head=2, d_model=16, d_kv=8, d_ff=32, dropout=0.0)
+    for p in model.parameters():  # larger weights: hypotheses that differ clearly
+        torch.nn.init.uniform_(p, -0.5, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("family", ["seq2seq-rnn", "t5"])
+def test_cached_beam_search_equals_recomputing_every_prefix(family: str) -> None:
+    model = _t5() if family == "t5" else _model("lstm")
+    sources = _sources(7, n=5)
+    for k, alpha in ((3, 0.0), (4, 1.0)):
+        kw = dict(beam_size=k, max_new_tokens=8, eos_id=EOS, pad_id=PAD, decoder_start_id=PAD, alpha=alpha)
+        assert beam_search_seq2seq(model, sources, **kw) == beam_search_seq2seq(model, sources, use_cache=False, **kw)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 2.0])

@@ -38,8 +38,12 @@ def _prepare(model: nn.Module, rows: list[list[int]], k: int, pad_id: int, devic
 
 
 def beam_search_seq2seq(model: nn.Module, input_ids_list: list[list[int]], *, beam_size: int, max_new_tokens: int,
-                        eos_id: int, pad_id: int, decoder_start_id: int, alpha: float = 0.0) -> list[list[int]]:
-    """The best output (eos excluded) for each encoder input. ``alpha``: the length penalty's exponent."""
+                        eos_id: int, pad_id: int, decoder_start_id: int, alpha: float = 0.0,
+                        use_cache: bool = True) -> list[list[int]]:
+    """The best output (eos excluded) for each encoder input. ``alpha``: the length penalty's exponent.
+
+    ``use_cache=False`` recomputes every hypothesis's prefix each step (the reference the cache is tested against).
+    """
     if beam_size < 1 or max_new_tokens < 1:
         raise ValueError(f"beam_size and max_new_tokens must be >= 1, got {beam_size} and {max_new_tokens}")
     if not input_ids_list or any(len(r) == 0 for r in input_ids_list):
@@ -51,7 +55,7 @@ def beam_search_seq2seq(model: nn.Module, input_ids_list: list[list[int]], *, be
     try:
         memory, mask = _prepare(model, rows, k, pad_id, device)
         cache = model.new_cache(B * k, max_new_tokens)
-        cache = cache if hasattr(cache, "reorder") else None
+        cache = cache if use_cache else None
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
         scores = torch.full((B, k), float("-inf"), device=device)
         scores[:, 0] = 0.0  # one live hypothesis (the empty one) per input at the start

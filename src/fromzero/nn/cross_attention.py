@@ -39,6 +39,11 @@ class CrossKVCache:
     def set(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         self.keys[layer], self.values[layer] = k, v
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Row i becomes old row ``index[i]`` (beam search; filled layers only)."""
+        self.keys = [None if k is None else k.index_select(0, index) for k in self.keys]
+        self.values = [None if v is None else v.index_select(0, index) for v in self.values]
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention from queries x (B, T, C) to a memory (B, S, C_mem).

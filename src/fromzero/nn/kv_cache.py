@@ -88,6 +88,13 @@ class KVCache:
         view._row_index = self._row_index[:end - start]
         return view
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Row i becomes old row ``index[i]`` in every layer (beam search keeps each hypothesis's parent)."""
+        end = self.length
+        for buffers in (self.keys, self.values):
+            for b in buffers:
+                b[:, :, :end] = b[:, :, :end].index_select(0, index)
+
     def copy_row(self, src: int, dst: int, length: int | None = None) -> None:
         """Copy row ``src``'s first ``length`` positions (default all) over row ``dst`` in every layer."""
         end = self.max_len if length is None else length
