@@ -129,3 +129,38 @@ def test_collate_pads_inputs_masks_and_token_labels() -> None:
     multi = collate([{"input_ids": [1, 2], "labels": [1, 0]}, {"input_ids": [2], "labels": [0, 1]}], pad_id=0)
     assert multi["labels"].tolist() == [[1, 0], [0, 1]]  # a multi-hot row is not padded like tokens
     assert TaskBatches(rows, 2, pad_id=3).token_labels
+
+
+def test_length_grouped_batches_cover_each_epoch_once_with_less_padding() -> None:
+    import random
+
+    from fromzero.data.seq2seq_data import Seq2SeqBatches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(4, 60) for _ in range(1000)]  # targets about as long as their sources, as in translation
+    feats = [{"input_ids": [5] * n, "labels": [6] * (n + rng.randint(-3, 3))} for n in lengths]
+    for f in feats:
+        f["decoder_input_ids"] = [0, *f["labels"][:-1]]
+    grouped = Seq2SeqBatches(feats, 10, pad_id=0, seed=3, group_by_length=True)
+    plain = Seq2SeqBatches(feats, 10, pad_id=0, seed=3)
+    n = len(grouped)
+    for epoch in (0, 1):
+        seen = sorted(int(i) for k in range(n) for i in grouped._indices(epoch * n + k, 0))
+        assert seen == list(range(1000))  # every example exactly once per epoch
+    assert [list(grouped._indices(k, 0)) for k in range(n)] != [list(grouped._indices(n + k, 0)) for k in range(n)]
+
+    def real_fraction(batches: Seq2SeqBatches) -> float:  # real tokens / padded tokens over one epoch
+        real = padded = 0
+        for k in range(n):
+            b = batches.batch(k)
+            real += int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum())
+            padded += b["input_ids"].numel() + b["labels"].numel()
+        return real / padded
+
+    assert real_fraction(grouped) > 0.85 > 0.6 > real_fraction(plain)
+    # a pure function of (seed, step): a fresh object (a resumed run) draws the same batch
+    again = Seq2SeqBatches(feats, 10, pad_id=0, seed=3, group_by_length=True)
+    assert torch.equal(again.batch(n + 7)["input_ids"], grouped.batch(n + 7)["input_ids"])
+    # evaluation batches (no shuffle) stay consecutive slices
+    assert list(Seq2SeqBatches(feats, 10, pad_id=0, shuffle=False, group_by_length=True)._indices(2, 0)) == \
+        list(range(20, 30))

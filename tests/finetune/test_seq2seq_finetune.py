@@ -23,6 +23,7 @@ from fromzero.data.truncation import TruncationStats
 from fromzero.errors import DataError
 from fromzero.finetune.evaluate import load_finetuned
 from fromzero.generation import SamplingConfig, seq2seq_text
+from fromzero.generation.seq2seq_beam import beam_search_seq2seq
 from fromzero.models import build_model, model_config
 from fromzero.models.t5 import T5, T5Config, shift_right
 from fromzero.objectives.seq2seq import Seq2SeqLM
@@ -84,6 +85,26 @@ def test_loss_equals_naive_per_token_cross_entropy() -> None:
                 n += 1
     assert out.weight == n == 3 + 8 + 3
     assert float(out.loss.detach()) == pytest.approx(total / n, abs=1e-5)
+
+
+def test_label_smoothing_equals_the_mixture_target_by_hand() -> None:
+    torch.manual_seed(1)
+    model = T5(T5Config(vocab_size=12, n_layer=1, n_head=2, d_model=16, d_kv=8, d_ff=32, dropout=0.0)).eval()
+    pairs = [TextPair("abc", "ab", ""), TextPair("b", "abcd", "")]
+    feats = encode_seq2seq(pairs, CharTokenizer(), max_len=8, max_target_len=8, decoder_start_id=0)
+    eps, plain = 0.1, Seq2SeqLM()(model, collate_seq2seq(feats, pad_id=0))
+    out = Seq2SeqLM(label_smoothing=eps)(model, collate_seq2seq(feats, pad_id=0))
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for f in feats:  # target (1 - eps) one-hot + eps / V: loss (1 - eps) (-log p_y) + eps mean_v (-log p_v)
+            logp = F.log_softmax(model(torch.tensor([f["input_ids"]]),
+                                       decoder_input_ids=torch.tensor([f["decoder_input_ids"]]))[0].double(), -1)
+            for t, y in enumerate(f["labels"]):
+                total += (1 - eps) * -float(logp[t, y]) + eps * -float(logp[t].mean())
+                n += 1
+    assert float(out.loss.detach()) == pytest.approx(total / n, abs=1e-5)
+    assert float(out.metrics["nll"]) == pytest.approx(float(plain.loss.detach()), abs=1e-6)
+    assert float(out.loss.detach()) != pytest.approx(float(plain.loss.detach()), abs=1e-3)
 
 
 # ------------------------------------------------------------------------------------- end to end (CLI)
@@ -202,6 +223,21 @@ def test_finetune_seq2seq_every_method(method: str, t5_run: Path, pair_files, tm
                                            "cross_attn.kv.weight")) for k in changed)
 
 
+def test_beam_decoding_of_the_test_split_equals_beam_search_on_the_saved_model(t5_run: Path, pair_files,
+                                                                             tmp_path: Path) -> None:
+    out = tmp_path / "beam"
+    recipe = _recipe(tmp_path, t5_run, pair_files, "full", steps=10)
+    assert main(["finetune", str(recipe), "--task.beam_size=3", "--task.length_penalty=1.0",
+                 "--task.label_smoothing=0.1", "--out", str(out), "--no-progress"]) == 0
+    rows = [line.split("\t") for line in (out / "samples_test.tsv").read_text().splitlines()[1:]]
+    run = load_finetuned(out)
+    tok = run.tokenizer
+    ids = [[*tok.encode(r[0]), tok.eos_id] for r in rows]
+    best = beam_search_seq2seq(run.model, ids, beam_size=3, max_new_tokens=12, eos_id=tok.eos_id, pad_id=tok.pad_id,
+                               decoder_start_id=run.model.config.decoder_start_id, alpha=1.0)
+    assert [tok.decode(b, skip_special_tokens=True).strip() for b in best] == [r[2] if len(r) > 2 else "" for r in rows]
+
+
 def test_bad_tsv_line_names_file_and_line(t5_run: Path, pair_files, tmp_path: Path, capsys) -> None:
     bad = _reversal_tsv(tmp_path / "bad.tsv", 6, 3, bad_line=4)
     files = {**pair_files, "train": bad}
@@ -214,6 +250,8 @@ def test_bad_tsv_line_names_file_and_line(t5_run: Path, pair_files, tmp_path: Pa
 @pytest.mark.parametrize(("override", "message"), [
     ("--select_metric=f1", "select_metric: 'f1' is not one of bleu, chrf, loss"),
     ("--task.eval_examples=-1", "task.eval_examples: must be >= 0"),
+    ("--task.beam_size=0", "task.beam_size: must be >= 1"),
+    ("--task.label_smoothing=1.5", "task.label_smoothing: must be in [0, 1)"),
 ])
 def test_recipe_errors_name_the_key(override: str, message: str, t5_run: Path, pair_files, tmp_path: Path,
                                     capsys) -> None:

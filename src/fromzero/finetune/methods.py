@@ -35,7 +35,7 @@ def task_objective(task: TaskConfig, weights: list[float] | None) -> Objective:
     if task.kind == "sft":  # next-token cross-entropy on the scored (reply) tokens
         return CausalLM()
     if task.kind == "seq2seq":
-        return Seq2SeqLM()
+        return Seq2SeqLM(task.label_smoothing)
     return SequenceClassification(task.problem, weights)
 
 

@@ -57,11 +57,13 @@ def _best_span(z: torch.Tensor, span: SpanMap) -> tuple[int, int]:
 
 def seq2seq_outputs(model: nn.Module, data: TaskData, split: str, batch_size: int = 64,
                     limit: int | None = None, progress: bool = False) -> TaskOutputs:
-    """Greedy-decode the first ``limit`` (all if None) examples of ``split``; references are the raw targets."""
-    rows = data.examples[split][:limit]
+    """Decode the first ``limit`` (all if None) examples of ``split`` (greedy, or a beam as ``task.beam_size``
+    says); references are the raw targets."""
+    rows, task = data.examples[split][:limit], data.task
     ids = [f["input_ids"] for f in data.features[split][:limit]]
-    hyps = decode_texts(model, data.tokenizer, ids, max_new_tokens=data.task.max_target_len or data.task.max_len,
-                        batch_size=batch_size, progress=progress)
+    hyps = decode_texts(model, data.tokenizer, ids, max_new_tokens=task.max_target_len or task.max_len,
+                        batch_size=batch_size if task.beam_size == 1 else max(1, batch_size // task.beam_size),
+                        progress=progress, beam_size=task.beam_size, alpha=task.length_penalty)
     return TaskOutputs(data.task.kind, data.task.problem, [r.target for r in rows], hyps,
                        sources=[r.source for r in rows])
 

@@ -83,13 +83,20 @@ class TaskConfig:
     chat_template: str = field("plain", help="sft: chat template that renders conversations (its stop strings "
                                              "end replies); serving uses the same one")
     prompt_loss: bool = field(False, help="sft: score every token (true, an ablation) or only assistant replies")
-    eval_examples: int = field(200, help="sft / seq2seq: validation examples answered or decoded (greedy) at each "
+    eval_examples: int = field(200, help="sft / seq2seq: validation examples answered or decoded at each "
                                          "evaluation; 0 = all (the test split is always scored whole)")
     max_new_tokens: int = field(32, help="sft: longest reply generated in evaluation, in tokens (plus room for "
                                              "the template's stop string)")
     eval_base: bool = field(False, help="sft: also score the base model zero-shot on the test split")
     max_target_len: int | None = field(None, help="seq2seq: target tokens incl. eos, also the decoding limit "
                                        "(null: max_len)")
+    group_by_length: bool = field(False, help="training batches of similar lengths (seeded pools of 50 batches "
+                                              "sorted by length): less padding, same examples per epoch")
+    label_smoothing: float = field(0.0, help="seq2seq: mix eps of uniform into each target (0.1 is the "
+                                             "Transformer's for translation)")
+    beam_size: int = field(1, help="seq2seq: beam width for validation and test decoding (1 = greedy)")
+    length_penalty: float = field(0.6, help="seq2seq beam search: GNMT length-penalty exponent alpha "
+                                            "(0 = none; higher favours longer outputs)")
     preprocess: list[str] = field([], help="sequence classification: text steps applied in order to every split "
                                            f"and at serving ({', '.join(STEPS)}; data/preprocessing.py)")
 
@@ -97,6 +104,10 @@ class TaskConfig:
         require(bool(self.train), "train", "required: the training data file")
         require(bool(self.validation), "validation", "required: the validation data file")
         require(self.max_len > 2, "max_len", f"must be > 2, got {self.max_len}")
+        require(0 <= self.label_smoothing < 1 and (self.label_smoothing == 0 or self.kind == "seq2seq"),
+                "label_smoothing", f"must be in [0, 1) and only for seq2seq, got {self.label_smoothing}")
+        require(self.beam_size >= 1, "beam_size", f"must be >= 1 (1 = greedy), got {self.beam_size}")
+        require(self.length_penalty >= 0, "length_penalty", f"must be >= 0, got {self.length_penalty}")
         require(self.max_target_len is None or self.max_target_len > 1, "max_target_len",
                 f"must be > 1 or null, got {self.max_target_len}")
         require(self.kind == "sequence_classification" or self.problem == "single_label", "problem",

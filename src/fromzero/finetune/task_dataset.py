@@ -79,11 +79,13 @@ class TaskData:
 
     def batches(self, split: str, batch_size: int, seed: int = 0, shuffle: bool = False,
                 grad_accum: int = 1) -> TaskBatches | Seq2SeqBatches:
+        group = self.task.group_by_length
         if self.task.kind == "seq2seq":
             return Seq2SeqBatches(self.features[split], batch_size, pad_id=self.pad_id, seed=seed, shuffle=shuffle,
-                                  grad_accum=grad_accum)
+                                  grad_accum=grad_accum, group_by_length=group)
         return TaskBatches(self.features[split], batch_size, pad_id=self.pad_id, seed=seed, shuffle=shuffle,
-                           grad_accum=grad_accum, token_labels=True if self.task.kind == "sft" else None)
+                           grad_accum=grad_accum, token_labels=True if self.task.kind == "sft" else None,
+                           group_by_length=group)
 
 
 def _read(task: TaskConfig, path: str, stats: PreprocessStats | None = None) -> list[Any]:
