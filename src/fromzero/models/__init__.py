@@ -2,10 +2,12 @@
 
 # importing each family registers it and its presets
 from fromzero.models import (  # noqa: F401  (text, images, recommenders)
+    autoencoder,
     bert,
     bert4rec,
     cnn,
     content_based,
+    conv_autoencoder,
     ctc_speech,
     denoiser,
     fcn,

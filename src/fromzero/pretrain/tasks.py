@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fromzero.data.denoising_text_batches import MASK_TOKEN, DenoisingTextBatches, DenoisingTextConfig
 from fromzero.data.loader import RandomWindows
 from fromzero.data.masked_lm_batches import MaskedLMBatches, MaskedLMConfig
 from fromzero.data.nsp_pairs import documents_from_stream
@@ -33,6 +34,7 @@ from fromzero.data.word_segmentation import chinese_word_starts, wordpiece_word_
 from fromzero.errors import ConfigError
 from fromzero.generation import SamplingConfig, fill_mask, generate_text, seq2seq_text
 from fromzero.objectives import CausalLM, MaskedLM, SpanCorruption
+from fromzero.objectives.denoising_autoencoder import DenoisingAutoencoder
 from fromzero.objectives.negative_sampling import NegativeSampling
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -144,6 +146,20 @@ def _neighbour_samples(model: nn.Module, tok: Tokenizer, prompts: list[str], cfg
     return lines
 
 
+# -- denoising autoencoder (a corrupted window in, the original out) -------------------------------
+def _denoising_batches(train: np.ndarray, val: np.ndarray, tok: Tokenizer, seq_len: int, batch_size: int,
+                       seed: int, cfg: DenoisingTextConfig) -> tuple[Any, Any]:
+    pad, eos = tok.pad_id, tok.eos_id
+    if pad is None or eos is None:
+        raise ConfigError("data.tokenizer: the denoising autoencoder needs a pad and an end-of-text token")
+
+    def source(tokens: np.ndarray, s: int) -> DenoisingTextBatches:
+        return DenoisingTextBatches(tokens, seq_len, batch_size, s, cfg, pad_id=pad, eos_id=eos,
+                                    decoder_start_id=pad, mask_id=tok.token_to_id(MASK_TOKEN))
+
+    return source(train, seed), source(val, seed + 1) if len(val) >= seq_len else None
+
+
 def _continuations(texts: list[str], prompts: list[str]) -> list[str]:
     return [p + t for p, t in zip(prompts, texts, strict=True)]
 
@@ -168,9 +184,12 @@ TASKS: dict[str, Task] = {
                             SpanCorruption, lambda m, t, p, s: _arrows(seq2seq_text(m, t, p, s), p)),
     "word2vec": Task("word2vec", Word2VecBatchConfig, lambda cfg: [], lambda tok: {}, _word2vec_batches,
                      lambda cfg: NegativeSampling(), _neighbour_samples, seq_len_from_model=False),
+    "denoising_autoencoder": Task("denoising_autoencoder", DenoisingTextConfig, lambda cfg: [MASK_TOKEN],
+                                  _pad_eos_fields, _denoising_batches, DenoisingAutoencoder,
+                                  lambda m, t, p, s: _arrows(seq2seq_text(m, t, p, s), p)),
 }
 DEFAULT_TASK = {"gpt": "causal_lm", "bert": "masked_lm", "t5": "span_corruption", "seq2seq-rnn": "span_corruption",
-                "word2vec": "word2vec"}
+                "word2vec": "word2vec", "autoencoder": "denoising_autoencoder"}
 
 
 def get_task(name: str) -> Task:
