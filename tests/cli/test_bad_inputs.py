@@ -431,6 +431,14 @@ def edit_json(path: str, fn: Callable[[dict], None]) -> Setup:
     return setup
 
 
+def _lose_speech_data(info: dict) -> None:
+    info.update(data="gone", data_path="/nonexistent/gone")
+
+
+def _drop_characters(info: dict) -> None:
+    del info["characters"]
+
+
 def _reverse_labels(info: dict) -> None:
     info["labels"] = list(reversed(info["labels"]))
 
@@ -832,6 +840,21 @@ ROWS: list[Row] = [
         setup=_all(gpt_run(), wav("a.wav"))),
     row("transcribe-beam-0", ["transcribe", "speech", "a.wav", "--beam", "0"], "--beam",
         setup=_all(speech_run(), wav("a.wav"))),
+    # eval / info / serve on a speech run (issue 18) ------------------------------------------------------------
+    row("eval-issue-18-speech-data-gone", ["eval", "speech", "--no-progress"], "gone",
+        "no test.jsonl / validation.jsonl", "--data DIR", setup=_all(speech_run(), edit_json("speech/speech.json",
+                                                                                          _lose_speech_data))),
+    row("eval-issue-18-speech-data-two-folders", ["eval", "speech", "--data", "a", "b"], "--data", "one folder",
+        setup=speech_run()),
+    row("eval-issue-18-speech-beam-0", ["eval", "speech", "--beam", "0"], "--beam", setup=speech_run()),
+    row("eval-issue-18-split-on-a-text-run", ["eval", "run", "--split", "test"], "--split / --beam",
+        "not one (no speech.json)", setup=gpt_run()),
+    row("eval-issue-18-speech-json-damaged", ["eval", "speech"], "speech.json", "'characters' is missing",
+        setup=_all(speech_run(), edit_json("speech/speech.json", _drop_characters))),
+    row("info-issue-18-speech-json-damaged", ["info", "speech"], "speech.json", "'characters' is missing",
+        setup=_all(speech_run(), edit_json("speech/speech.json", _drop_characters))),
+    row("serve-issue-18-speech-weights-missing", ["serve", "speech", "--port", "0"], "model.safetensors is missing",
+        setup=_all(speech_run(), remove("speech/model.safetensors"))),
     # serve (only inputs that fail before a port is bound) ------------------------------------------------------
     row("serve-missing-run", ["serve", "nosuch", "--port", "0"], "nosuch", "not a run directory"),
     row("serve-threads-0", ["serve", "run", "--port", "0", "--threads", "0"], "--threads", "0", setup=gpt_run()),

@@ -12,6 +12,7 @@ from fromzero.cli.options import Handler, add_no_progress, positive_int
 from fromzero.cli.recommending import eval_recommender, info_recommender, is_recommender_dir
 from fromzero.cli.reporting import eval_groups
 from fromzero.cli.reports import print_finetune_eval
+from fromzero.cli.speech import eval_speech, info_speech, is_speech_dir
 from fromzero.errors import ConfigError
 
 if TYPE_CHECKING:  # loaded lazily: `fromzero --help` should not import torch
@@ -34,6 +35,10 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     p.add_argument("--batches", type=positive_int, default=20, help="validation batches (masked LM, span corruption)")
     p.add_argument("--group-by", metavar="FIELD",
                    help="a fine-tuned classifier's metrics per value of FIELD of its test file (or one --data file)")
+    p.add_argument("--split", choices=("test", "validation"), default=None,
+                   help="speech runs: score this split only (default: both)")
+    p.add_argument("--beam", type=positive_int, default=None,
+                   help="speech runs: prefix beam width beside greedy (default: the run's decode.beam_width)")
     add_no_progress(p)
 
     p = sub.add_parser("info", help="parameters, FLOPs per token and training memory of a run or recipe")
@@ -49,6 +54,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.group_by:  # per-group metrics (fairness): cli/reporting.py, finetune/group_eval.py
         return eval_groups(args)
+    if is_speech_dir(args.run_dir):  # WER / CER on the run's own test / validation manifests, into eval.json
+        return eval_speech(args)
+    if args.split or args.beam:
+        raise ConfigError(f"--split / --beam: score speech runs; {args.run_dir} is not one (no speech.json)")
     if (Path(args.run_dir) / VISION_INFO).is_file():  # an image run: test metrics + pictures, into eval.json
         from fromzero.vision.evaluate import evaluate_image_run
 
@@ -133,6 +142,8 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     if is_recommender_dir(target):
         return info_recommender(target)
+    if is_speech_dir(target):
+        return info_speech(target)
     if target.is_file() and _is_vision_recipe(target):
         print("\n".join(_describe_vision_recipe(target, args.overrides)))
         return 0

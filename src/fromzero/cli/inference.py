@@ -40,7 +40,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
     p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API with a browser playground "
                        "(image-classification runs: POST /v1/images/classifications; recommender runs: "
-                       "POST /v1/recommendations)")
+                       "POST /v1/recommendations; speech runs: POST /v1/transcriptions)")
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=port_number, default=8000, help="0 picks a free port")

@@ -26,6 +26,7 @@ number ``1 + N // hop`` (the window is centred on each frame).
 
 from __future__ import annotations
 
+import io
 import math
 import wave
 from dataclasses import dataclass
@@ -57,12 +58,24 @@ def read_wav(path: str | Path, sample_rate: int | None = 16000, channels: int | 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such audio file; give a 16-bit PCM WAV file")
+    return _parse_wav(str(path), path, sample_rate, channels)
+
+
+def wav_from_bytes(data: bytes, name: str, sample_rate: int | None = 16000,
+                   channels: int | None = 1) -> tuple[torch.Tensor, int]:
+    """:func:`read_wav` for a WAV file's bytes (an upload); its errors start with ``name``."""
+    return _parse_wav(io.BytesIO(data), Path(name), sample_rate, channels)
+
+
+def _parse_wav(source: str | io.BytesIO, path: Path, sample_rate: int | None,
+               channels: int | None) -> tuple[torch.Tensor, int]:
     try:
-        with wave.open(str(path), "rb") as wav:
+        with wave.open(source, "rb") as wav:
             rate, n_channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
             frames = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError) as err:
-        raise DataError(f"{path}: not a PCM WAV file ({err}); {_convert_hint(path, sample_rate, channels)}") from None
+        detail = f" ({err})" if str(err) else " (it ends before its header does)"
+        raise DataError(f"{path}: not a PCM WAV file{detail}; {_convert_hint(path, sample_rate, channels)}") from None
     if width != 2:
         raise DataError(f"{path}: {8 * width}-bit samples, expected 16-bit PCM; "
                         f"{_convert_hint(path, sample_rate, channels)}")

@@ -11,6 +11,7 @@
     run_dir/ensemble.json      ensembles only (``fromzero ensemble``): members under members/ (runs/ensemble.py)
     run_dir/vision.json        image runs only (``fromzero train``): task, family and config, class names,
                                channels, image size and the pixel normalisation; they have no tokenizer.json
+    run_dir/recommender.json   recommender runs only (runs/recommender.py); speech.json: speech runs (runs/speech.py)
     run_dir/metrics.jsonl, tensorboard/, plots/, summary.json, eval.json
 
 Everything that consumes a trained model (generate, eval, info, serve,
@@ -46,6 +47,7 @@ from fromzero.runs.recommender import (
     read_recommender_info,
 )
 from fromzero.runs.run_json import read_run_json
+from fromzero.runs.speech import SPEECH_INFO, SPEECH_TASK, build_speech_model, read_speech_info, speech_model_config
 from fromzero.runs.weights import find_weights, load_weights
 
 FINETUNE_INFO = "finetune.json"
@@ -69,6 +71,7 @@ class Run:
     compression: dict[str, Any] | None = None  # compression.json of a compressed run
     vision: dict[str, Any] | None = None  # vision.json of an image run
     recommender: dict[str, Any] | None = None  # recommender.json of a recommender run (runs/recommender.py)
+    speech: dict[str, Any] | None = None  # speech.json of a speech recognition run (runs/speech.py)
 
     @property
     def is_image_run(self) -> bool:
@@ -86,6 +89,8 @@ class Run:
             return self.vision["task"]
         if self.recommender is not None:
             return RECOMMEND_TASK
+        if self.speech is not None:
+            return SPEECH_TASK
         return self.info["kind"] if self.info is not None else "pretrained"
 
     def require_text(self, command: str) -> Tokenizer:
@@ -93,6 +98,9 @@ class Run:
         if self.recommender is not None:
             raise CheckpointError(f"{self.path} is a recommender run; `fromzero {command}` works on text runs: use "
                                   "`fromzero recommend` (or `fromzero serve`) for recommender runs")
+        if self.speech is not None:
+            raise CheckpointError(f"{self.path} is a speech run; `fromzero {command}` works on text runs: use "
+                                  "`fromzero transcribe` (or `fromzero serve`, `fromzero eval`) for speech runs")
         if self.tokenizer is None:
             raise CheckpointError(f"{self.path} is an image run ({self.kind}); `fromzero {command}` works on text "
                                   "runs: use `fromzero predict` / `fromzero eval` for image runs")
@@ -236,6 +244,11 @@ def load_run(run_dir: str | Path, *, with_weights: bool = True, device: str = "c
         model = build_recommender_model(path, info, device) if with_weights else None
         return Run(path, config, cfg, model, None, path / "model.safetensors" if with_weights else None,
                    recommender=info)
+    if (path / SPEECH_INFO).is_file():
+        info = read_speech_info(path)
+        model = build_speech_model(path, info, device) if with_weights else None
+        return Run(path, config, speech_model_config(path, info), model, None,
+                   path / "model.safetensors" if with_weights else None, speech=info)
     info = read_run_json(path / FINETUNE_INFO) if is_finetune_run(path) else None
     cfg = _backbone_config(path, config, info)
     if not (path / "tokenizer.json").is_file():

@@ -9,6 +9,7 @@
     POST /v1/classifications    fine-tuned sequence-classification runs (``fromzero finetune``)
     POST /v1/images/classifications   image-classification runs (``fromzero train``); see below
     POST /v1/recommendations    recommender runs (``fromzero train``, task recommendation); see below
+    POST /v1/transcriptions     speech runs (``fromzero train-speech``); see below
 
 Image classification (fromzero's own route, OpenAI conventions)::
 
@@ -35,6 +36,15 @@ ratings at all, or an mf model and a user it never trained on); ``because`` is e
 ``explain``. A 400 names ``k`` (1 to the catalogue size) or ``ratings[i].movieId`` / ``ratings[i].rating``
 (an unknown or repeated item, a rating outside the run's range). ``GET /v1/models/{id}`` says
 ``"kind": "recommendation"``; a recommender run answers no other endpoint, and no other run this one.
+
+Transcriptions (fromzero's own route; what ``fromzero transcribe`` prints; ``serve/speech_engine.py``)::
+
+    POST /v1/transcriptions  {"model": "<id>", "audio": "<base64 WAV: 16-bit PCM, 16 kHz, mono>", "beam": 8 | null}
+    -> {"object": "transcription", "model": "<id>", "text": "<transcript>", "duration_s": 2.31}
+
+The WAV is not converted: another sample rate, stereo, another sample width, bytes that are not a WAV file,
+text that is not base64, no samples or audio longer than the model takes answer 400 with ``param`` ``audio``
+(``beam`` below 1: 422). ``beam`` null uses the run's ``decode.beam_width``.
 
 Handlers validate and turn a request into a scheduler task; the scheduler's
 worker thread runs the model (GPT generations batched together, other jobs
@@ -78,6 +88,7 @@ from fromzero.serve.scheduler import (
     Scheduler,
     Task,
 )
+from fromzero.serve.speech_engine import DecodedAudio, TranscriptionTask
 
 if TYPE_CHECKING:
     import torch
@@ -148,6 +159,8 @@ class OpenAIRoutes:
                              response_model=schemas.ImageClassificationResponse)
         router.add_api_route("/recommendations", self.recommendations, methods=["POST"],
                              response_model=schemas.RecommendationResponse)
+        router.add_api_route("/transcriptions", self.transcriptions, methods=["POST"],
+                             response_model=schemas.TranscriptionResponse)
         return router
 
     def _card(self) -> schemas.ModelCard:
@@ -234,6 +247,23 @@ class OpenAIRoutes:
                 for rank, r in enumerate(reply.items, 1)]
         return schemas.RecommendationResponse(model=self.engine.model_id, user=body.user, fallback=reply.fallback,
                                               history=reply.history, data=data)
+
+    async def transcriptions(self, body: schemas.TranscriptionRequest,
+                             request: Request) -> schemas.TranscriptionResponse | Response:
+        self._check(body.model, "transcriptions")
+        audio = await asyncio.get_running_loop().run_in_executor(self._decoder, self._audio, body.audio)
+        results = await self._run_batch(TranscriptionTask([audio.features], body.beam), request)
+        if results is None:
+            return Response(status_code=499)
+        return schemas.TranscriptionResponse(model=self.engine.model_id, text=results[0],
+                                             duration_s=round(audio.duration_s, 4))
+
+    def _audio(self, text: str) -> DecodedAudio:
+        """The base64 WAV decoded for the model before anything is queued; a 400 naming ``audio`` if unusable."""
+        try:
+            return self.engine.transcriber.decode(text, "audio")
+        except DataError as err:
+            raise APIError(400, str(err), param="audio") from None
 
     def _images(self, texts: list[str]) -> list[torch.Tensor]:
         """Every base64 image decoded for the model before anything is queued; the first that cannot be used

@@ -30,7 +30,8 @@ model's input and :meth:`Engine.classify_images` gives class probabilities (``se
 
 Recommender runs (``fromzero train``, task ``recommendation``) are the ``recommendation`` kind: no
 tokenizer; :meth:`Engine.recommend` gives a user's top-k unseen items, cold start included
-(``serve/recommend_engine.py``; always on the CPU, where ``fromzero recommend`` runs too).
+(``serve/recommend_engine.py``; always on the CPU, where ``fromzero recommend`` runs too). Speech runs
+(``fromzero train-speech``) are the ``transcription`` kind: :meth:`Engine.transcribe` (``serve/speech_engine.py``).
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ from fromzero.runs import Run, load_run
 from fromzero.runs.recommender import load_recommender
 from fromzero.serve.image_engine import ImageClassification, ImageClassifier
 from fromzero.serve.recommend_engine import RecommendEngine, RecommendReply
+from fromzero.serve.speech_engine import Transcriber
 
-EngineKind = Literal["generate", "seq2seq", "embed", "classifier", "image_classifier", "recommendation"]
+EngineKind = Literal["generate", "seq2seq", "embed", "classifier", "image_classifier", "recommendation",
+                     "transcription"]
 _KINDS: dict[str, EngineKind] = {"gpt": "generate", "t5": "seq2seq", "bert": "embed"}
 _EMBED_BATCH = 32  # inputs per forward pass: bounds activation memory for long input lists
 DEFAULT_MAX_BATCH = 16  # GPT generations a server decodes together (``fromzero serve --max-batch``)
@@ -81,6 +84,7 @@ class EngineStats:
     classification_inputs: int = 0
     image_inputs: int = 0
     recommendations: int = 0
+    transcriptions: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,10 @@ class Engine:
             self.recommender = RecommendEngine(load_recommender(run.path))
             self.kind, self.family, self.tokenizer = "recommendation", run.recommender["family"], None
             return
+        if run.speech is not None:  # characters and log-mel settings too: what transcribing needs
+            self.transcriber = Transcriber.from_run_dir(run.path)
+            self.kind, self.family, self.tokenizer = "transcription", run.speech["family"], None
+            return
         self._load_text(run, chat_template)
 
     def _load_text(self, run: Run, chat_template: str | None) -> None:
@@ -217,6 +225,8 @@ class Engine:
             return ("images/classifications",)
         if self.kind == "recommendation":
             return ("recommendations",)
+        if self.kind == "transcription":
+            return ("transcriptions",)
         return ("completions", "chat/completions")
 
     @property
@@ -252,7 +262,8 @@ class Engine:
     def stream(self, ids: list[int], cfg: SamplingConfig) -> GenerationStream:
         """Start generating from prepared prompt ids (GPT keeps the last context-1, T5 the first context)."""
         if self.kind not in ("generate", "seq2seq"):
-            does = {"embed": "embeds", "recommendation": "recommends"}.get(self.kind, "classifies")
+            does = {"embed": "embeds", "recommendation": "recommends", "transcription": "transcribes"}.get(
+                self.kind, "classifies")
             raise ValueError(f"{self.model_id} is a {self.family} run: it {does}, it does not generate")
         self.stats.generations_started += 1
         if self.kind == "generate":
@@ -380,3 +391,10 @@ class Engine:
         reply = self.recommender.recommend(user, k, explain=explain, ratings=ratings)
         self.stats.recommendations += 1
         return reply
+
+    def transcribe(self, features: Sequence[torch.Tensor], beam_width: int | None) -> list[str]:
+        """Log-mel features of uploads (``transcriber.decode``) -> one transcript each."""
+        if self.kind != "transcription":
+            raise ValueError(f"{self.model_id} is a {self.family} run: transcriptions need a speech run")
+        self.stats.transcriptions += len(features)
+        return self.transcriber.transcribe(features, beam_width)

@@ -44,6 +44,7 @@ from fromzero.generation.text_batch import TextBatch, TextSequence
 from fromzero.serve.engine import Classification, Engine
 from fromzero.serve.image_engine import ImageClassification
 from fromzero.serve.recommend_engine import RecommendReply
+from fromzero.serve.speech_engine import TranscriptionTask
 
 log = logging.getLogger("fromzero.serve")
 
@@ -110,7 +111,7 @@ class EmbeddingsDone:
 
 @dataclass(frozen=True)
 class ClassificationsDone:
-    results: list[Classification] | list[ImageClassification]
+    results: list[Classification] | list[ImageClassification] | list[str]  # str: transcripts
 
 
 @dataclass(frozen=True)
@@ -130,16 +131,15 @@ class JobEnded:
 
 
 Event = TextDelta | ChoiceDone | EmbeddingsDone | ClassificationsDone | RecommendationsDone | JobFailed | JobEnded
-Task = GenerationTask | EmbeddingTask | ClassificationTask | ImageClassificationTask | RecommendationTask
+Task = (GenerationTask | EmbeddingTask | ClassificationTask | ImageClassificationTask | RecommendationTask
+        | TranscriptionTask)
 
 
 class Job:
     """A submitted task plus its cancel flag; events go to ``sink`` (called from the worker thread)."""
 
     def __init__(self, task: Task, sink: Callable[[Event], None]) -> None:
-        self.id = uuid.uuid4().hex[:24]
-        self.task = task
-        self._sink = sink
+        self.id, self.task, self._sink = uuid.uuid4().hex[:24], task, sink
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -358,20 +358,19 @@ class Scheduler:
 
     def _execute(self, job: Job) -> None:
         try:
-            if isinstance(job.task, GenerationTask):
-                finished = self._generate(job, job.task)
-            elif isinstance(job.task, ClassificationTask):
-                job.emit(ClassificationsDone(self.engine.classify_tokens(job.task.inputs)))
-                finished = True
-            elif isinstance(job.task, ImageClassificationTask):
-                job.emit(ClassificationsDone(self.engine.classify_images(job.task.images, job.task.top_k)))
-                finished = True
-            elif isinstance(t := job.task, RecommendationTask):
+            finished = True
+            if isinstance(t := job.task, GenerationTask):
+                finished = self._generate(job, t)
+            elif isinstance(t, ClassificationTask):
+                job.emit(ClassificationsDone(self.engine.classify_tokens(t.inputs)))
+            elif isinstance(t, ImageClassificationTask):
+                job.emit(ClassificationsDone(self.engine.classify_images(t.images, t.top_k)))
+            elif isinstance(t, RecommendationTask):
                 job.emit(RecommendationsDone([self.engine.recommend(t.user, t.k, t.explain, t.ratings)]))
-                finished = True
+            elif isinstance(t, TranscriptionTask):
+                job.emit(ClassificationsDone(self.engine.transcribe(t.features, t.beam_width)))
             else:
-                job.emit(EmbeddingsDone(self.engine.embed(job.task.inputs)))
-                finished = True
+                job.emit(EmbeddingsDone(self.engine.embed(t.inputs)))
         except Exception as err:  # a model or tokenizer error fails this job, never the worker
             log.exception("job %s failed", job.id)
             self.stats.failed += 1

@@ -146,6 +146,14 @@ class RecommendationRequest(_Request):
     ratings: list[RatingIn] = Field(default_factory=list)  # the user's own new ratings, added to their history
 
 
+class TranscriptionRequest(_Request):
+    """``POST /v1/transcriptions`` (fromzero's own route): one base64-encoded WAV file for a speech run."""
+
+    model: str
+    audio: str  # a 16-bit PCM WAV file at the run's rate (16 kHz), mono, base64 (a data: URL prefix is allowed)
+    beam: int | None = Field(None, ge=1)  # prefix beam width (1 = greedy); null: the run's decode.beam_width
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0
@@ -285,12 +293,19 @@ class RecommendationResponse(BaseModel):
     data: list[Recommendation]
 
 
+class TranscriptionResponse(BaseModel):
+    object: Literal["transcription"] = "transcription"
+    model: str
+    text: str  # lowercase letters, spaces and apostrophes (the run's characters)
+    duration_s: float  # the upload's length in seconds
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "fromzero"
-    kind: str | None = None  # generate | seq2seq | embed | classifier | image_classifier | recommendation
+    kind: str | None = None  # generate, seq2seq, embed, classifier, image_classifier, recommendation, transcription
     endpoints: list[str] | None = None  # the routes it answers, e.g. ["/v1/recommendations"]
 
 

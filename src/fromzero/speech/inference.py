@@ -7,7 +7,6 @@ is imported, so a server could load runs through this module.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromzero.data.audio_features import LogMelConfig, log_mel, read_wav
+from fromzero.data.speech_batches import collate
 from fromzero.data.speech_text import CharVocabulary
 from fromzero.errors import CheckpointError, DataError
-from fromzero.models import build_model, model_config
 from fromzero.nn.ctc import ctc_beam_decode, ctc_greedy_decode
-from fromzero.runs.weights import load_weights
-
-SPEECH_INFO = "speech.json"
+from fromzero.runs.speech import SPEECH_INFO, build_speech_model, read_speech_info
 
 
 @dataclass
@@ -46,16 +43,27 @@ def load_speech_run(run_dir: str | Path, device: str = "cpu") -> SpeechRun:
     if not info_path.is_file():
         raise CheckpointError(f"{path}: not a speech run (no {SPEECH_INFO}); transcribe with a run from "
                               "`fromzero train-speech recipes/speech/ctc_tiny.yaml`")
+    info = read_speech_info(path)
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        cfg = model_config(info["family"], info["model"], file=str(info_path))
         mel = LogMelConfig(**info["features"])
         vocab = CharVocabulary(info["characters"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{info_path}: unreadable speech run description ({err!r}); retrain the run") from None
-    model = build_model(cfg)
-    load_weights(model, path / "model.safetensors", str(info_path), device=device)
-    return SpeechRun(path, model.to(device).eval(), vocab, mel, info)
+    return SpeechRun(path, build_speech_model(path, info, device), vocab, mel, info)
+
+
+def decode_audio(run: SpeechRun, audio: torch.Tensor, where: str | Path) -> torch.Tensor:
+    """A mono (N,) waveform at the run's rate -> its log-mel features (T, n_mels); a DataError naming ``where``
+    for an empty one or one longer than the model takes."""
+    if audio.shape[-1] == 0:
+        raise DataError(f"{where}: the WAV file holds no samples; record some speech")
+    features = log_mel(audio, run.mel)  # (T, n_mels)
+    max_frames = run.model.config.max_frames
+    if features.shape[0] > max_frames:
+        step = run.mel.hop_length / run.mel.sample_rate  # seconds per frame
+        raise DataError(f"{where}: {features.shape[0] * step:.1f} s is longer than this model takes "
+                        f"({max_frames * step:.1f} s); cut the file into shorter pieces")
+    return features
 
 
 @torch.no_grad()
@@ -76,19 +84,21 @@ def decode_texts(log_probs: torch.Tensor, lengths: torch.Tensor, vocab: CharVoca
     return [vocab.decode(row) for row in ids]
 
 
+def transcribe_features(run: SpeechRun, features: list[torch.Tensor], beam_width: int | None = None,
+                        batch_size: int = 16) -> list[str]:
+    """Texts of log-mel feature matrices (each (T_i, n_mels), from :func:`decode_audio`), in batches;
+    ``beam_width`` None: the run's ``decode.beam_width``."""
+    decode = run.info.get("decode", {})
+    width = beam_width if beam_width is not None else int(decode.get("beam_width", 1))
+    texts: list[str] = []
+    for start in range(0, len(features), batch_size):
+        batch = collate(features[start:start + batch_size], [[] for _ in features[start:start + batch_size]])
+        log_probs, lengths = log_probs_of(run.model, batch)
+        texts += decode_texts(log_probs, lengths, run.vocab, width, float(decode.get("insertion_bonus", 0.0)))
+    return texts
+
+
 def transcribe_file(run: SpeechRun, wav: str | Path, beam_width: int | None = None) -> str:
     """The transcript of one 16-bit mono WAV at the run's sample rate (another rate or stereo: a DataError)."""
     audio, _ = read_wav(wav, sample_rate=run.mel.sample_rate, channels=1)  # (1, N)
-    if audio.shape[-1] == 0:
-        raise DataError(f"{wav}: the WAV file holds no samples; record some speech")
-    features = log_mel(audio[0], run.mel)  # (T, n_mels)
-    max_frames = run.model.config.max_frames
-    if features.shape[0] > max_frames:
-        step = run.mel.hop_length / run.mel.sample_rate  # seconds per frame
-        raise DataError(f"{wav}: {features.shape[0] * step:.1f} s is longer than this model takes "
-                        f"({max_frames * step:.1f} s); cut the file into shorter pieces")
-    batch = {"features": features[None], "feature_lengths": torch.tensor([features.shape[0]])}
-    log_probs, lengths = log_probs_of(run.model, batch)
-    decode = run.info.get("decode", {})
-    width = beam_width if beam_width is not None else int(decode.get("beam_width", 1))
-    return decode_texts(log_probs, lengths, run.vocab, width, float(decode.get("insertion_bonus", 0.0)))[0]
+    return transcribe_features(run, [decode_audio(run, audio[0], wav)], beam_width)[0]

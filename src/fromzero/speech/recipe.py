@@ -22,10 +22,10 @@ from fromzero.config import apply_overrides, field, from_dict, load_yaml, requir
 from fromzero.data.audio_features import LogMelConfig
 from fromzero.errors import ConfigError
 from fromzero.models import data_filled_config, family_of
+from fromzero.runs.speech import SPEECH_TASK
 from fromzero.train.optim import OptimConfig
 from fromzero.train.trainer import TrainConfig
 
-SPEECH_TASK = "speech_ctc"
 SPLITS = ("train", "validation", "test")
 
 

@@ -32,8 +32,8 @@ from fromzero.errors import ConfigError
 from fromzero.models import build_model, family_of
 from fromzero.objectives.ctc import CTCObjective
 from fromzero.runs import open_run_dir, run_dir_for
+from fromzero.runs.speech import SPEECH_INFO
 from fromzero.speech.evaluate import score_set
-from fromzero.speech.inference import SPEECH_INFO
 from fromzero.speech.recipe import SPLITS, SpeechRecipe, load_speech_recipe, recipe_dict
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import world
@@ -81,6 +81,7 @@ def train_speech(recipe_path: str | Path | None, overrides: list[str] | None = N
     info = {"task": "speech_ctc", "family": family_of(cfg).name, "model": to_dict(cfg),
             "characters": vocab.characters, "features": dataclasses.asdict(recipe.features.log_mel()),
             "decode": to_dict(recipe.decode), "data": recipe.data.dir, "seed": recipe.seed,
+            "data_path": str(Path(recipe.data.dir).resolve()),  # where `fromzero eval` finds the manifests
             "parameters": sum(p.numel() for p in model.parameters()),
             "utterances": {split: len(data) for split, data in sets.items()}, "steps": result.step,
             "train_loss": result.train_loss, "val_loss": result.val_loss,

@@ -134,3 +134,9 @@ def prepare_speech_synth(out_dir: str | Path, seed: int = 0, options: SpeechSynt
             "utterances": {s: len(v) for s, v in rows.items()}}
     write_text(out / "speech_synth.json", json.dumps(info, indent=1))
     return paths
+
+
+def sentences_for(utterances: int, per_sentence: int, held_out: float = 0.1) -> int:
+    """Sentences that give about ``utterances`` in all: a held-out sentence is spoken once (validation, test),
+    a training one ``per_sentence`` times, so ``S * ((1 - 2 h) * per_sentence + 2 h)`` utterances."""
+    return max(3, round(utterances / ((1 - 2 * held_out) * per_sentence + 2 * held_out)))
