@@ -275,6 +275,9 @@ def test_jsonl_pairs_read_like_tsv(tmp_path: Path) -> None:
         read_seq2seq_pairs(path)
     path.write_text('{"source": "a b", "target": "b a"}\n', encoding="utf-8")
     assert read_seq2seq_pairs(path) == [TextPair("a b", "b a", f"{path}:1")]
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("the dog\tel perro\n", encoding="utf-8")
+    assert read_seq2seq_pairs(tsv, reverse=True) == [TextPair("el perro", "the dog", f"{tsv}:1")]  # es -> en
     assert IGNORE_INDEX == -100
 
 

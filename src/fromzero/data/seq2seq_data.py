@@ -51,9 +51,11 @@ def read_jsonl_pairs(path: str | Path, *, source_key: str = "source", target_key
     return pairs
 
 
-def read_seq2seq_pairs(path: str | Path) -> list[TextPair]:
-    """Source/target pairs from a ``.jsonl`` file, else from ``source<TAB>target`` lines."""
-    return read_jsonl_pairs(path) if Path(path).suffix == ".jsonl" else read_tsv_pairs(path)
+def read_seq2seq_pairs(path: str | Path, reverse: bool = False) -> list[TextPair]:
+    """Source/target pairs from a ``.jsonl`` file, else from ``source<TAB>target`` lines; ``reverse`` swaps
+    the two sides (train the opposite direction, e.g. es -> en, from the same files)."""
+    pairs = read_jsonl_pairs(path) if Path(path).suffix == ".jsonl" else read_tsv_pairs(path)
+    return [TextPair(p.target, p.source, p.where) for p in pairs] if reverse else pairs
 
 
 def _fit(ids: list[int], budget: int, policy: TruncationPolicy, where: str, side: str) -> tuple[list[int], int]:

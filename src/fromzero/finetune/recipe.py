@@ -90,6 +90,8 @@ class TaskConfig:
     eval_base: bool = field(False, help="sft: also score the base model zero-shot on the test split")
     max_target_len: int | None = field(None, help="seq2seq: target tokens incl. eos, also the decoding limit "
                                        "(null: max_len)")
+    reverse: bool = field(False, help="seq2seq: swap each pair's sides (translate target -> source, e.g. the "
+                                      "es -> en direction from en -> es files)")
     group_by_length: bool = field(False, help="training batches of similar lengths (seeded pools of 50 batches "
                                               "sorted by length): less padding, same examples per epoch")
     label_smoothing: float = field(0.0, help="seq2seq: mix eps of uniform into each target (0.1 is the "
@@ -106,6 +108,7 @@ class TaskConfig:
         require(self.max_len > 2, "max_len", f"must be > 2, got {self.max_len}")
         require(0 <= self.label_smoothing < 1 and (self.label_smoothing == 0 or self.kind == "seq2seq"),
                 "label_smoothing", f"must be in [0, 1) and only for seq2seq, got {self.label_smoothing}")
+        require(not self.reverse or self.kind == "seq2seq", "reverse", f"only for seq2seq, not {self.kind}")
         require(self.beam_size >= 1, "beam_size", f"must be >= 1 (1 = greedy), got {self.beam_size}")
         require(self.length_penalty >= 0, "length_penalty", f"must be >= 0, got {self.length_penalty}")
         require(self.max_target_len is None or self.max_target_len > 1, "max_target_len",

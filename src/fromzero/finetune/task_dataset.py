@@ -94,7 +94,7 @@ def _read(task: TaskConfig, path: str, stats: PreprocessStats | None = None) -> 
     if task.kind == "span_qa":
         return read_squad(path)
     if task.kind == "seq2seq":
-        return read_seq2seq_pairs(path)
+        return read_seq2seq_pairs(path, reverse=task.reverse)
     rows = read_text_classification(path, text_key=task.text_field, pair_key=task.pair_field,
                                     label_key=task.label_field, fmt=task.format)
     return preprocess_examples(rows, task.preprocess, stats)  # task.preprocess: the recipe's text steps
