@@ -166,3 +166,11 @@ def test_config_validation() -> None:
         from_dict(TokenizerConfig, {"min_frequency": 0}, prefix="tokenizer")
     custom = TokenizerConfig(kind="wordpiece", special_tokens=["[UNK]", "[PAD]"])
     assert custom.resolved_special_tokens() == ["[UNK]", "[PAD]"]
+
+
+def test_unigram_pieces_never_span_a_line_break(trained: dict[str, Tokenizer]) -> None:
+    # a corpus file is one text: without the split, "ended.\nThe" could become one piece
+    vocab = trained["unigram"].hf.get_vocab()
+    assert "\n" in vocab and not [p for p in vocab if "\n" in p and p != "\n"]
+    text = "He said.\nShe said.\n\nThey left."
+    assert trained["unigram"].decode(trained["unigram"].encode(text)) == text
