@@ -445,6 +445,7 @@ def _reverse_labels(info: dict) -> None:
 
 ZERO_SHOT = ["zero-shot", "bert", "--data", "test.jsonl", "--labels", "labels.yaml", "--no-progress"]
 SHOT_ROWS = '{"text": "who is she", "label": "A"}\n{"text": "where is it", "label": "B"}\n'
+BACK_TRANSLATE = ["augment", "in.jsonl", "out.jsonl", "--no-progress", "--back-translate"]
 SELF_TRAIN = ["self-train", "recipe.yaml", "--unlabeled", "pool.jsonl", "--out", "st_out", "--no-progress"]
 
 ROWS: list[Row] = [
@@ -830,6 +831,15 @@ ROWS: list[Row] = [
         "need synonyms", setup=write("in.jsonl", SHOT_ROWS), out="out.jsonl"),
     row("augment-bad-synonyms-line", ["augment", "in.jsonl", "out.jsonl", "--synonyms", "syn.txt"], "syn.txt:1",
         "no synonyms", setup=_all(write("in.jsonl", SHOT_ROWS), write("syn.txt", "lonely\n")), out="out.jsonl"),
+    row("augment-issue-18-back-translate-not-seq2seq", [*BACK_TRANSLATE, "ft", "ft"], "--back-translate FWD ft",
+        "sequence_classification run, not a translation run", "task.kind seq2seq",
+        setup=_all(write("in.jsonl", SHOT_ROWS), ft_run()), out="out.jsonl"),
+    row("augment-issue-18-back-translate-missing-run", [*BACK_TRANSLATE, "nosuch", "nosuch"],
+        "--back-translate FWD nosuch", "not a run directory", setup=write("in.jsonl", SHOT_ROWS), out="out.jsonl"),
+    row("augment-issue-18-back-translate-beam-n-aug", [*BACK_TRANSLATE, "a", "b", "--beam", "4", "--n-aug", "2"],
+        "--n-aug 2 with --beam", "drop --beam", setup=write("in.jsonl", SHOT_ROWS), out="out.jsonl"),
+    row("augment-issue-18-back-translate-with-eda-option", [*BACK_TRANSLATE, "a", "b", "--alpha", "0.2"], "--alpha",
+        "EDA option", setup=write("in.jsonl", SHOT_ROWS), out="out.jsonl"),
     # transcribe (speech runs, issue 18) ------------------------------------------------------------------------
     row("transcribe-issue-18-wrong-sample-rate", ["transcribe", "speech", "hi.wav"], "hi.wav", "22050 Hz",
         "-ar 16000", setup=_all(speech_run(), wav("hi.wav", rate=22050))),

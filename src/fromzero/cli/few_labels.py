@@ -1,5 +1,6 @@
 """Learning from few labels: ``fromzero zero-shot`` (sentence embeddings vs label descriptions), ``fromzero
-few-shot`` (k-shot prompting of a language-model run) and ``fromzero augment`` (EDA on a JSONL task file)."""
+few-shot`` (k-shot prompting of a language-model run) and ``fromzero augment`` (EDA or back-translation on a JSONL
+task file)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import argparse
 import json
 from pathlib import Path
 
-from fromzero.cli.options import Handler, add_no_progress, non_negative_int, positive_int, unit_interval
+from fromzero.cli.options import (
+    Handler,
+    add_no_progress,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    unit_interval,
+)
 from fromzero.errors import ConfigError
 
 
@@ -52,18 +60,22 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     f.add_argument("--template", default=None, help=r"prompt template with {text} then {label} "
                                                     r"(default 'Question: {text}\nType: {label}\n\n')")
     _report_options(f, "few_shot.json")
-    a = sub.add_parser("augment", help="EDA (synonym replacement, random insertion / swap / deletion) on a JSONL "
-                                       "task file: every row, then its augmentations, labels kept")
+    a = sub.add_parser("augment", help="EDA (synonym replacement, random insertion / swap / deletion) or "
+                                       "back-translation on a JSONL task file: every row, then its augmentations, "
+                                       "labels kept")
     a.add_argument("source", help="input JSONL file")
     a.add_argument("target", help="output JSONL file (must not exist)")
-    a.add_argument("--alpha", type=unit_interval, default=0.1, help="strength: share of words changed (default 0.1)")
-    a.add_argument("--n-aug", type=positive_int, default=4, help="augmentations per row (default 4)")
+    a.add_argument("--alpha", type=unit_interval, default=None, help="EDA strength: share of words changed "
+                                                                     "(default 0.1)")
+    a.add_argument("--n-aug", type=positive_int, default=None, help="augmentations per row (default: EDA 4, "
+                                                                    "back-translation 1)")
     a.add_argument("--ops", type=_ops, default=None, help="operations in turn, from sr,ri,rs,rd (default: all four "
                                                           "with a synonym source, else rs,rd)")
     a.add_argument("--synonyms", default=None, help="synonyms file: 'word synonym synonym ...' lines")
     a.add_argument("--word-vectors", default=None, help="a word2vec run: synonyms are nearest neighbours")
     a.add_argument("--seed", type=non_negative_int, default=0)
     a.add_argument("--text-field", default="text")
+    _back_translation_options(a)
     return {"zero-shot": _zero_shot, "few-shot": _few_shot, "augment": _augment}
 
 
@@ -102,15 +114,36 @@ def _few_shot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _back_translation_options(a: argparse.ArgumentParser) -> None:
+    a.add_argument("--back-translate", nargs=2, metavar=("FWD_RUN", "BWD_RUN"), default=None,
+                   help="paraphrase by translating with a seq2seq fine-tune (e.g. en->es) and back (es->en) "
+                        "instead of EDA")
+    a.add_argument("--beam", type=positive_int, default=None, help="back-translation: beam search of width N both "
+                                                                   "ways, one paraphrase per row (default: sample "
+                                                                   "the pivot, decode back greedily)")
+    a.add_argument("--temperature", type=non_negative_float, default=None,
+                   help="back-translation: sampling temperature of the pivot (default 0.8)")
+    a.add_argument("--batch-size", type=positive_int, default=None, help="back-translation: rows per decoding "
+                                                                         "batch (default 32)")
+    add_no_progress(a)
+
+
 def _augment(args: argparse.Namespace) -> int:
     from fromzero.data.augment_text import OPS, EDAConfig, augment_file, read_synonyms
 
+    if args.back_translate:
+        return _back_translate(args)
+    given = [f for f, v in (("--beam", args.beam), ("--temperature", args.temperature),
+                            ("--batch-size", args.batch_size)) if v is not None]
+    if given:
+        raise ConfigError(f"{given[0]}: only for back-translation; add --back-translate FWD_RUN BWD_RUN")
     if args.synonyms and args.word_vectors:
         raise ConfigError("--synonyms and --word-vectors: give one synonym source, not both")
     if args.alpha == 0:
         raise ConfigError("--alpha: must be in (0, 1], got 0")
     has_source = bool(args.synonyms or args.word_vectors)
-    cfg = EDAConfig(args.alpha, args.n_aug, args.ops or (OPS if has_source else ("rs", "rd")))
+    cfg = EDAConfig(0.1 if args.alpha is None else args.alpha, args.n_aug or 4,
+                    args.ops or (OPS if has_source else ("rs", "rd")))
     synonyms = None
     if args.synonyms:
         synonyms = read_synonyms(args.synonyms)
@@ -119,6 +152,26 @@ def _augment(args: argparse.Namespace) -> int:
     stats = augment_file(args.source, args.target, cfg, synonyms, args.seed, args.text_field)
     print(f"augment: {stats['rows']} rows -> {stats['written']} in {args.target} (EDA {','.join(cfg.ops)}, "
           f"alpha {cfg.alpha}, {cfg.n_aug} per row, seed {args.seed})")
+    return 0
+
+
+def _back_translate(args: argparse.Namespace) -> int:
+    from fromzero.eval.back_translation import BackTranslationConfig, back_translate_file
+
+    eda = [f for f, v in (("--alpha", args.alpha), ("--ops", args.ops), ("--synonyms", args.synonyms),
+                          ("--word-vectors", args.word_vectors)) if v is not None]
+    if eda:
+        raise ConfigError(f"{eda[0]}: an EDA option; --back-translate does not use it (run EDA as its own "
+                          "`fromzero augment`)")
+    cfg = BackTranslationConfig(n_aug=args.n_aug or 1, beam=args.beam,
+                                temperature=0.8 if args.temperature is None else args.temperature,
+                                batch_size=args.batch_size or 32, seed=args.seed)
+    fwd, bwd = args.back_translate
+    c = back_translate_file(args.source, args.target, fwd, bwd, cfg, args.text_field, progress=not args.no_progress)
+    how = f"beam {cfg.beam}" if cfg.beam else f"pivot sampled at temperature {cfg.temperature}, seed {cfg.seed}"
+    print(f"augment: {c['rows']} rows -> {c['written']} in {args.target} (back-translation {fwd} -> {bwd}, {how}; "
+          f"kept {c['kept']} of {c['rows'] * cfg.n_aug} round trips, dropped {c['unchanged']} unchanged, "
+          f"{c['empty']} empty, {c['duplicate']} repeated)")
     return 0
 
 

@@ -169,12 +169,8 @@ def read_synonyms(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def augment_file(source: str | Path, target: str | Path, cfg: EDAConfig, synonyms: Synonyms | None = None,
-                 seed: int = 0, text_field: str = "text") -> dict[str, int]:
-    """Write ``source`` (JSONL) with every row's augmentations after it into ``target`` (atomically)."""
-    target = Path(target)
-    if target.exists():
-        raise ConfigError(f"{target}: output exists; choose a new path or remove it")
+def read_text_rows(source: str | Path, text_field: str = "text") -> list[dict[str, Any]]:
+    """The rows of a JSONL task file, each with a non-empty ``text_field`` (else a one-line error naming the line)."""
     rows = []
     for row, where in iter_jsonl_objects(Path(source)):
         text = row.get(text_field)
@@ -183,6 +179,16 @@ def augment_file(source: str | Path, target: str | Path, cfg: EDAConfig, synonym
         rows.append(row)
     if not rows:
         raise DataError(f"{source}: no rows found; the file is empty or holds only blank lines")
+    return rows
+
+
+def augment_file(source: str | Path, target: str | Path, cfg: EDAConfig, synonyms: Synonyms | None = None,
+                 seed: int = 0, text_field: str = "text") -> dict[str, int]:
+    """Write ``source`` (JSONL) with every row's augmentations after it into ``target`` (atomically)."""
+    target = Path(target)
+    if target.exists():
+        raise ConfigError(f"{target}: output exists; choose a new path or remove it")
+    rows = read_text_rows(source, text_field)
     out = augment_rows(rows, cfg, synonyms, seed, text_field)
     write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
     return {"rows": len(rows), "written": len(out)}
