@@ -15,8 +15,6 @@ whose few compressed bytes unpack to gigapixels is refused without allocating th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from PIL import Image
 from fromzero.data.images import image_to_tensor, natural_channels, open_image
 from fromzero.errors import CheckpointError, DataError
 from fromzero.runs import Run
+from fromzero.serve.uploads import base64_bytes
 from fromzero.vision.inference import predict_batch
 
 CHANNEL_NAMES = {1: "grayscale", 3: "RGB"}
@@ -59,7 +58,7 @@ class ImageClassifier:
     def decode(self, text: str, where: str, max_pixels: int) -> torch.Tensor:
         """Base64 image bytes -> the model's input, uint8 (C, H, W); a one-line DataError starting with ``where``
         for text that is not base64, bytes that are not a (whole) image, too many pixels or the wrong channels."""
-        data = _base64_bytes(text, where)
+        data = base64_bytes(text, where, "image")
         pixels = _header_pixels(data)
         if pixels is not None and pixels > max_pixels:
             raise DataError(f"{where}: the image has {pixels:,} pixels; this server decodes at most {max_pixels:,} "
@@ -86,19 +85,6 @@ class ImageClassifier:
                 top = [(self.class_names[i], v) for i, v in zip(idx, vals, strict=True)]
                 out.append(ImageClassification(top[0][0], top[0][1], top))
         return out
-
-
-def _base64_bytes(text: str, where: str) -> bytes:
-    """The bytes of standard base64 text (``data:<type>;base64,`` prefix allowed); a DataError otherwise."""
-    if text.startswith("data:") and ";base64," in text[:100]:
-        text = text.split(";base64,", 1)[1]
-    if not text:
-        raise DataError(f"{where}: empty; send an image file's bytes as base64 text")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
-        raise DataError(f"{where}: not valid base64 (standard alphabet A-Z a-z 0-9 + /, '=' padding, no line "
-                        "breaks); send the image file's bytes base64-encoded") from None
 
 
 def _header_pixels(data: bytes) -> int | None:

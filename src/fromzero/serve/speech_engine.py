@@ -15,8 +15,6 @@ Decoding the upload (:meth:`Transcriber.decode`) runs off the worker thread; the
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import torch
 
 from fromzero.data.audio_features import wav_from_bytes
-from fromzero.errors import DataError
+from fromzero.serve.uploads import base64_bytes
 from fromzero.speech.inference import SpeechRun, decode_audio, load_speech_run, transcribe_features
 
 
@@ -58,7 +56,7 @@ class Transcriber:
     def decode(self, text: str, where: str) -> DecodedAudio:
         """Base64 WAV bytes -> the model's input; a one-line DataError starting with ``where`` for text that is
         not base64, bytes that are not a 16-bit PCM WAV, another sample rate, stereo, no samples or too long."""
-        data = _base64_bytes(text, where)
+        data = base64_bytes(text, where, "WAV")
         audio, rate = wav_from_bytes(data, where, sample_rate=self.sample_rate, channels=1)  # (1, N)
         return DecodedAudio(decode_audio(self.run, audio[0], where), audio.shape[1] / rate)
 
@@ -67,14 +65,3 @@ class Transcriber:
         return transcribe_features(self.run, list(features), beam_width)
 
 
-def _base64_bytes(text: str, where: str) -> bytes:
-    """The bytes of standard base64 text (``data:<type>;base64,`` prefix allowed); a DataError otherwise."""
-    if text.startswith("data:") and ";base64," in text[:100]:
-        text = text.split(";base64,", 1)[1]
-    if not text:
-        raise DataError(f"{where}: empty; send a WAV file's bytes as base64 text")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
-        raise DataError(f"{where}: not valid base64 (standard alphabet A-Z a-z 0-9 + /, '=' padding, no line "
-                        "breaks); send the WAV file's bytes base64-encoded") from None
