@@ -15,10 +15,11 @@
    are scored by fromzero's own code (``eval/word_vectors.py``): the nearest neighbours of a few words, and
    3CosAdd accuracy on ``benchmarks/data/pp_analogies.txt`` (hand-written questions, all in the vocabulary).
 
-Same settings: dim, max window, negatives, t and epochs. Differences that remain: gensim keeps a word with
-probability sqrt(t/f) + t/f (word2vec.c), fromzero sqrt(t/f) (the paper); gensim updates with SGD one pair at a
-time (lr 0.025 -> 0.0001), fromzero with the recipe's SGD on the mean loss of batches of 256 centers (lr 50 ->
-0.5, about 0.03 per pair).
+Same settings: dim, max window, negatives, t (both keep a word with probability sqrt(t/f) + t/f, word2vec.c's
+rule), epochs, and K fresh negatives per (center, context) pair. Differences that remain: gensim updates with
+SGD one pair at a time (lr 0.025 -> 0.0001) and sweeps the tokens in order; fromzero draws centers at random
+and takes the recipe's SGD step on the mean loss of batches of 256 centers (~1,540 pairs; lr 50 -> 0.5, about
+0.033 -> 0.0003 per pair); gensim starts V in +-1/dim, fromzero (as word2vec.c) in +-0.5/dim.
 """
 
 from __future__ import annotations

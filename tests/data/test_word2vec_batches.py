@@ -19,9 +19,9 @@ from fromzero.errors import DataError
 
 
 def test_keep_probabilities_by_hand() -> None:
-    """counts 0, 1, 16, 81, 2 of 100 tokens, t = 0.01: keep = min(1, sqrt(t / f))."""
+    """counts 0, 1, 16, 81, 2 of 100 tokens, t = 0.01: keep = min(1, sqrt(t / f) + t / f) (word2vec.c)."""
     keep = keep_probabilities(np.array([0, 1, 16, 81, 2]), t=0.01)
-    np.testing.assert_allclose(keep, [0.0, 1.0, 0.25, 1 / 9, math.sqrt(0.5)])
+    np.testing.assert_allclose(keep, [0.0, 1.0, 1 / 4 + 1 / 16, 1 / 9 + 1 / 81, 1.0])  # sqrt(.5) + .5 > 1
     np.testing.assert_allclose(keep_probabilities(np.array([0, 1, 16, 81, 2]), t=0.0), [0, 1, 1, 1, 1])
 
 
@@ -43,8 +43,8 @@ def test_the_tables_of_a_tiny_corpus_are_the_hand_computed_ones() -> None:
                           cfg=Word2VecBatchConfig(subsample=0.01), exclude_ids=[0])
     np.testing.assert_array_equal(src.counts, [0, 1, 16, 81, 0])  # 0 excluded, 4 unseen
     np.testing.assert_allclose(src.negative_p, [0, 1 / 36, 8 / 36, 27 / 36, 0])
-    np.testing.assert_allclose(src.keep, [0, min(1, math.sqrt(0.01 * 98)), math.sqrt(0.01 * 98 / 16),
-                                          math.sqrt(0.01 * 98 / 81), 0])
+    r16, r81 = 0.01 * 98 / 16, 0.01 * 98 / 81
+    np.testing.assert_allclose(src.keep, [0, 1, math.sqrt(r16) + r16, math.sqrt(r81) + r81, 0])
 
 
 def test_drawn_centers_and_negatives_follow_the_tables() -> None:
@@ -58,6 +58,17 @@ def test_drawn_centers_and_negatives_follow_the_tables() -> None:
     np.testing.assert_allclose(centers / centers.sum(), kept / kept.sum(), atol=0.01)
     np.testing.assert_allclose(negatives / negatives.sum(), src.negative_p, atol=0.01)
     assert centers[0] == negatives[0] == centers[4] == negatives[4] == 0
+
+
+def test_every_context_slot_has_its_own_negatives() -> None:
+    """negatives (B, 2W, K): drawn for every slot, so two slots of a row almost never share all K."""
+    src = Word2VecBatches(_corpus(), vocab_size=5, batch_size=50, seed=2,
+                          cfg=Word2VecBatchConfig(window=3, negatives=4, subsample=0.01), exclude_ids=[0])
+    neg = src.batch(0)["negatives"]
+    assert neg.shape == (50, 6, 4)
+    same = (neg[:, :1] == neg[:, 1:]).all(-1)  # (B, 5): slot j's K negatives equal slot 0's
+    # drawn per slot: P(two slots' K = 4 draws all equal) = (sum_w p_w^2)^4 = (794 / 1296)^4 = 0.14; shared: 1
+    assert same.float().mean() < 0.3
 
 
 def test_windows_hold_the_b_nearest_words_and_b_is_uniform() -> None:

@@ -68,3 +68,42 @@ def test_words_sharing_contexts_become_nearest_neighbours(mode: str) -> None:
     synonyms = torch.arange(groups) * 4 + 2
     _, nearest = model.most_similar(torch.cat([synonyms, synonyms + 1]), k=1)
     torch.testing.assert_close(nearest[:, 0], torch.cat([synonyms + 1, synonyms]))
+
+
+def _topic_corpus(topics: int = 4, words: int = 10, docs: int = 400, length: int = 40) -> np.ndarray:
+    """Documents of ``length`` words, each drawn from one random topic's ``words`` ids (topic t owns ids
+    t*words .. (t+1)*words - 1) with Zipf frequencies 1/r inside the topic."""
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, words + 1)
+    p /= p.sum()
+    topic = rng.integers(0, topics, docs)
+    return np.concatenate([words * t + rng.choice(words, length, p=p) for t in topic]).astype(np.uint16)
+
+
+def test_plain_sgd_at_word2vec_c_rates_separates_topics_instead_of_collapsing() -> None:
+    """The recipe's set-up (plain SGD, ~0.025 per pair decayed linearly, per-pair negatives, subsampling) on 4
+    topics: words of one topic end up near each other and far from the others', and the mean cosine of two
+    random words stays low. Collapsed vectors (every cosine ~1, as the mean over averaged pairs with
+    too little training gives) or untrained ones (every cosine ~0) fail."""
+    torch.manual_seed(0)
+    topics, words = 4, 10
+    source = Word2VecBatches(_topic_corpus(topics, words), vocab_size=topics * words, batch_size=64, seed=0,
+                             cfg=Word2VecBatchConfig(window=5, negatives=5, subsample=1e-2))
+    model = Word2Vec(Word2VecConfig(vocab_size=topics * words, dim=16))
+    lr, steps = 10.0, 300  # ~384 pairs per batch: 10 / 384 = 0.026 per pair
+    objective, optimizer = NegativeSampling(), torch.optim.SGD(model.parameters(), lr=lr)
+    for step in range(steps):
+        optimizer.param_groups[0]["lr"] = lr * (1 - 0.99 * step / steps)
+        loss = objective(model, source.batch(step)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    unit = torch.nn.functional.normalize(model.word_vectors().detach(), dim=-1)
+    cos = unit @ unit.T  # (V, V)
+    topic = torch.arange(topics * words) // words
+    same, other = topic[:, None] == topic[None], ~torch.eye(topics * words, dtype=torch.bool)
+    within, across = cos[same & other].mean(), cos[~same].mean()
+    assert within > 0.9 and across < 0.5 and within - across > 0.5, (float(within), float(across))
+    assert cos[other].mean() < 0.6  # a random pair: 3/13 within a topic, 10/13 across
+    _, nearest = model.most_similar(torch.arange(topics * words), k=3)
+    assert (topic[nearest] == topic[:, None]).all()

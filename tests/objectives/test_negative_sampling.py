@@ -1,4 +1,5 @@
-"""The SGNS loss and its gradients equal the hand-derived formulas, pair by pair, for skip-gram and CBOW."""
+"""The SGNS loss and its gradients equal the hand-derived formulas, pair by pair, for skip-gram and CBOW: each
+pair with its own negatives, a negative equal to the positive word skipped (word2vec.c)."""
 
 from __future__ import annotations
 
@@ -24,19 +25,22 @@ def _model(mode: str) -> Word2Vec:
     return model
 
 
-# two rows; word 2 is a context word and a negative of row 0, and a context word of row 1 too;
-# row 2 of the CBOW case has no context word and is not scored
+# negatives[b, j]: the K = 2 negatives of (row b, context slot j). Word 2 is a context word of rows 0 and 1;
+# slot 0 of row 0 draws its own positive 2 as a negative (skipped), slot 1 draws word 2 (used: positive is 3);
+# row 2 has no context word: no skip-gram pair, and no CBOW prediction
 BATCH = {"center": torch.tensor([1, 4, 6]),
          "context": torch.tensor([[2, 3, 0], [5, 2, 2], [1, 1, 1]]),
          "context_mask": torch.tensor([[True, True, False], [True, True, True], [False, False, False]]),
-         "negatives": torch.tensor([[2, 6], [0, 0], [3, 4]])}
+         "negatives": torch.tensor([[[2, 6], [2, 0], [5, 5]],
+                                    [[0, 4], [3, 3], [6, 1]],
+                                    [[3, 4], [0, 0], [1, 1]]])}
 
 
 def _pairs(mode: str) -> list[tuple[list[int], int, list[int]]]:
-    """(input words averaged into h, positive word, negatives) of every scored pair, read off BATCH by hand."""
+    """(input words averaged into h, positive word, negatives used) of every scored pair, read off BATCH by hand."""
     if mode == "skipgram":
-        return [([1], 2, [2, 6]), ([1], 3, [2, 6]), ([4], 5, [0, 0]), ([4], 2, [0, 0]), ([4], 2, [0, 0])]
-    return [([2, 3], 1, [2, 6]), ([5, 2, 2], 4, [0, 0])]
+        return [([1], 2, [6]), ([1], 3, [2, 0]), ([4], 5, [0, 4]), ([4], 2, [3, 3]), ([4], 2, [6, 1])]
+    return [([2, 3], 1, [2, 6]), ([5, 2, 2], 4, [0])]  # CBOW: slot 0's negatives; row 1 skips its center 4
 
 
 def _naive(model: Word2Vec, mode: str) -> tuple[float, torch.Tensor, torch.Tensor]:
@@ -77,7 +81,7 @@ def test_pair_accuracy_counts_positives_above_and_negatives_below_one_half() -> 
         model.in_embed.weight.copy_(torch.tensor([[1.0], [0.0], [0.0], [0.0]]))
         model.out_embed.weight.copy_(torch.tensor([[0.0], [2.0], [1.0], [-1.0]]))
     batch = {"center": torch.tensor([0]), "context": torch.tensor([[1]]), "context_mask": torch.tensor([[True]]),
-             "negatives": torch.tensor([[2, 3]])}
+             "negatives": torch.tensor([[[2, 3]]])}
     out = NegativeSampling()(model, batch)
     assert float(out.metrics["pair_accuracy"]) == pytest.approx(2 / 3)
     expected = -math.log(_sig(2.0)) - math.log(_sig(-1.0)) - math.log(_sig(1.0))

@@ -2,14 +2,17 @@
 
 Each row is one center word and the context words of its window, i.e. up to 2W (center, context) pairs:
 
-1. frequent-word subsampling (Mikolov et al. 2013b, eq. 5): an occurrence of word w is kept with
-   probability ``keep(w) = min(1, sqrt(t / f(w)))``, ``f(w) = count(w) / total`` (``t = 0``: keep all).
-   Discarded occurrences vanish from the stream, so windows reach past them, as in word2vec.c;
+1. frequent-word subsampling as word2vec.c and gensim do it: an occurrence of word w is kept with
+   probability ``keep(w) = min(1, sqrt(t / f(w)) + t / f(w))``, ``f(w) = count(w) / total`` (``t = 0``: keep
+   all). (The paper's eq. 5 keeps only sqrt(t/f): ~20% fewer tokens per pass at t = 1e-4, and measurably
+   worse vectors on a small corpus, docs/24-classic-baselines.md.) Discarded occurrences vanish from the
+   stream, so windows reach past them, as in word2vec.c;
 2. the center is an occurrence drawn uniformly among the kept ones (rejection sampling);
 3. its window size b is uniform in 1..W (word2vec.c's "reduced window"), and the context is the b nearest
    kept words on each side (looking at most ``SCAN * W`` positions away, never past the stream's ends);
-4. K negatives per row are drawn from the unigram distribution raised to 0.75:
-   ``P(w) = count(w)^0.75 / sum_v count(v)^0.75``.
+4. K negatives for every (center, context slot) pair, drawn from the unigram distribution raised to 0.75:
+   ``P(w) = count(w)^0.75 / sum_v count(v)^0.75``. Each pair gets its own, as in word2vec.c: K negatives
+   shared by a row's up to 2W pairs make fewer, more correlated negative updates and worse vectors.
 
 Ids in ``exclude_ids`` (special tokens: end-of-text, padding, unknown) count as absent: never a center, a
 context word or a negative. Windows may cross document boundaries. Counts come from the training stream;
@@ -39,8 +42,8 @@ class Word2VecBatchConfig:
     """The ``objective:`` section of a word2vec recipe: window, negatives, subsampling."""
 
     window: int = field(5, help="largest window W: b in 1..W words on each side of the center")
-    negatives: int = field(5, help="K: negative words sampled per center")
-    subsample: float = field(1e-5, help="t of the subsampling keep(w) = min(1, sqrt(t / f(w))); 0 keeps every word")
+    negatives: int = field(5, help="K: negative words sampled per (center, context word) pair")
+    subsample: float = field(1e-5, help="t of the subsampling keep(w) = min(1, sqrt(t/f) + t/f); 0 keeps every word")
     unigram_power: float = field(0.75, help="negatives are drawn with P(w) ~ count(w)^power")
 
     def __post_init__(self) -> None:
@@ -51,14 +54,16 @@ class Word2VecBatchConfig:
 
 
 def keep_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
-    """keep(w) = min(1, sqrt(t / f(w))) per id (V,), f = count / total; 0 for unseen ids; 1 if t = 0."""
+    """keep(w) = min(1, sqrt(t / f(w)) + t / f(w)) per id (V,), f = count / total (word2vec.c's rule);
+    0 for unseen ids; 1 for seen ids if t = 0."""
     counts = np.asarray(counts, dtype=np.float64)
     seen = counts > 0
     if t == 0:
         return seen.astype(np.float64)
     freq = counts / max(counts.sum(), 1.0)
     keep = np.zeros_like(freq)
-    keep[seen] = np.minimum(1.0, np.sqrt(t / freq[seen]))
+    ratio = t / freq[seen]
+    keep[seen] = np.minimum(1.0, np.sqrt(ratio) + ratio)
     return keep
 
 
@@ -73,10 +78,12 @@ def negative_probabilities(counts: np.ndarray, power: float = 0.75) -> np.ndarra
 
 
 class Word2VecBatches:
-    """``batch(step, micro)`` -> ``{"center" (B,), "context" (B, 2W), "context_mask" (B, 2W), "negatives" (B, K)}``.
+    """``batch(step, micro)`` -> ``{"center" (B,), "context" (B, 2W), "context_mask" (B, 2W),
+    "negatives" (B, 2W, K)}``.
 
     Context slots 0..W-1 hold the left words, nearest first; W..2W-1 the right words, nearest first; unused
-    slots are 0 with ``context_mask`` False.
+    slots are 0 with ``context_mask`` False. ``negatives[b, j]`` are the K negatives of the pair (center b,
+    context slot j), drawn for every slot, used or not (CBOW, one prediction per row, uses slot 0's).
     """
 
     def __init__(self, tokens: np.ndarray, vocab_size: int, batch_size: int, seed: int, cfg: Word2VecBatchConfig,
@@ -136,7 +143,7 @@ class Word2VecBatches:
         rng = np.random.default_rng(batch_seed(self.seed, step, micro))
         centers = self._centers(rng)
         context, mask = self._contexts(rng, centers)
-        draws = rng.random((self.batch_size, self.cfg.negatives))
+        draws = rng.random((self.batch_size, 2 * self.cfg.window, self.cfg.negatives))
         negatives = np.searchsorted(self._negative_cdf, draws * self._negative_cdf[-1], side="right")
         negatives = np.minimum(negatives, len(self._negative_cdf) - 1)
         return {"center": torch.from_numpy(np.asarray(self.tokens[centers], dtype=np.int64)),
