@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from finetune_table import write_results  # noqa: E402
+
 DATA = ROOT / "runs" / "data" / "bible-en-es"
 DOCS = ROOT / "docs" / "results.md"
 RESULTS = ROOT / "benchmarks" / "results" / "translation_table"
@@ -112,18 +116,7 @@ def render(result: dict[str, Any]) -> str:
                           f"{'>=' if r['chrf'] >= 35 else '<'} 35, {r['train_wall_s'] / 60:.1f} min "
                           f"{'<=' if r['train_wall_s'] <= 1800 else '>'} 30"
                           for r in result["rows"] if r["row"] == "t5"), END]
-    return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    """Replace the marked section of docs/results.md (append it when missing); nothing else changes."""
-    text = DOCS.read_text(encoding="utf-8")
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text, encoding="utf-8")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -135,7 +128,7 @@ def main() -> None:
     args = ap.parse_args()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if args.render:
-        write_docs(render(json.loads(RESULTS.with_suffix(".json").read_text(encoding="utf-8"))))
+        write_results(DOCS, render(json.loads(RESULTS.with_suffix(".json").read_text(encoding="utf-8"))))
         return
     if not (DATA / "test.tsv").is_file():
         _fromzero("prepare-task", "bible-en-es", str(DATA))
@@ -145,7 +138,7 @@ def main() -> None:
     RESULTS.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     section = render(result)
     RESULTS.with_suffix(".md").write_text(section, encoding="utf-8")
-    write_docs(section)
+    write_results(DOCS, section)
     print(section)
 
 

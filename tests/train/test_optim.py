@@ -78,7 +78,7 @@ def test_no_warmup_and_set_lr():
 
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD,
-              "rmsprop": torch.optim.RMSprop}
+              "rmsprop": torch.optim.RMSprop, "adafactor": torch.optim.Adafactor}
 
 
 @pytest.mark.parametrize("name", typing.get_args(typing.get_type_hints(OptimConfig)["name"]))
@@ -91,6 +91,19 @@ def test_each_optimizer_builds_and_steps(name):
     model(torch.randint(0, 128, (2, 8))).square().mean().backward()
     opt.step()
     assert not torch.equal(before, model.blocks[0].attn.qkv.weight)
+
+
+def test_adafactor_steps_scale_with_the_parameter_rms():
+    # Adafactor's first step on a vector: rho_1 = min(lr, 1) = lr, update = lr * max(1e-3, RMS(p)) * sign(grad)
+    # (the second-moment estimate of a single step is grad^2 itself, and the RMS clip is 1)
+    big, small = torch.nn.Parameter(torch.full((4,), 10.0)), torch.nn.Parameter(torch.full((4,), 0.1))
+    model = torch.nn.Module()
+    model.big, model.small = big, small
+    opt = build_optimizer(model, OptimConfig(name="adafactor", lr=1e-2, weight_decay=0.0))
+    (big.sum() * 3 - small.sum() * 0.5).backward()
+    opt.step()
+    assert torch.allclose(big.detach(), torch.full((4,), 10.0 - 1e-2 * 10.0), atol=1e-5)
+    assert torch.allclose(small.detach(), torch.full((4,), 0.1 + 1e-2 * 0.1), atol=1e-6)
 
 
 def test_adamw_hyperparameters_reach_torch():

@@ -46,7 +46,9 @@ except ImportError:  # pragma: no cover - older or newer torch without them
 class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
-    name: Literal["adamw", "adam", "sgd", "rmsprop"] = field("adamw", help="optimizer")
+    name: Literal["adamw", "adam", "sgd", "rmsprop", "adafactor"] = field(
+        "adamw", help="optimizer; adafactor (T5's): each update scales with its parameter's RMS, so N(0, 1) "
+                      "embeddings move as fast as small projections (lr ~1e-2)")
     lr: float = field(1e-3, help="peak learning rate")
     weight_decay: float = field(0.1, help="decoupled weight decay (AdamW) or L2 (others) on matrices only")
     betas: list[float] = field([0.9, 0.95], help="Adam/AdamW betas")
@@ -109,6 +111,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         return adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **kernel)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.name == "adafactor":  # step size min(lr, 1/sqrt(t)) * max(1e-3, RMS(param)); factored second moments
+        return torch.optim.Adafactor(groups, lr=cfg.lr)
     return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, eps=cfg.eps)
 
 
