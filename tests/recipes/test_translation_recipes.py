@@ -50,7 +50,7 @@ def test_bible_translation_recipes_run_on_a_toy_slice(family: str, reverse: bool
     overrides = [f"--base={base}", *(f"--task.{s}={p}" for s, p in files.items()), "--train.max_steps=300",
                  "--train.batch_size=16", "--train.log_every=10", "--train.eval_every=150", "--train.eval_batches=1",
                  "--task.eval_examples=6", "--task.beam_size=2", "--optim.warmup_steps=5",
-                 "--optim.lr=3e-3",
+                 *([] if family == "t5" else ["--optim.lr=3e-3"]),  # T5 keeps its recipe's Adafactor at 1e-2
                  "--train.threads=1"]
     run = tmp_path / "run"
     assert main(["finetune", str(RECIPES / f"finetune_bible_{family}.yaml"), *overrides,
