@@ -146,3 +146,10 @@ def test_utterances_sets_the_sentence_count() -> None:
         s = sentences_for(total, per)
         held = round(0.1 * s)
         assert abs((s - 2 * held) * per + 2 * held - total) <= per + 1  # what prepare_speech_synth would speak
+
+
+def test_the_saved_weights_are_the_best_validation_evaluation(tone_run: Path) -> None:
+    rows = [json.loads(line) for line in (tone_run / "metrics.jsonl").read_text().splitlines()]
+    evals = [(r["val_loss"], r["step"]) for r in rows if "val_loss" in r]
+    info = json.loads((tone_run / "speech.json").read_text())
+    assert info["best_step"] == min(evals)[1]  # the lowest validation loss, not the last step

@@ -35,6 +35,7 @@ from fromzero.runs import open_run_dir, run_dir_for
 from fromzero.runs.speech import SPEECH_INFO
 from fromzero.speech.evaluate import score_set
 from fromzero.speech.recipe import SPLITS, SpeechRecipe, load_speech_recipe, recipe_dict
+from fromzero.train.best_state import BestStateHooks
 from fromzero.train.checkpoint import latest_checkpoint
 from fromzero.train.distributed import world
 from fromzero.train.loggers import plot_losses
@@ -73,10 +74,12 @@ def train_speech(recipe_path: str | Path | None, overrides: list[str] | None = N
     model = build_model(cfg)
     train_src = SpeechBatches(sets["train"], recipe.train.batch_size, recipe.seed)
     val_src = SpeechBatches(sets["validation"], recipe.train.batch_size, recipe.seed + 1, shuffle=False)
+    hooks = BestStateHooks(model)  # keep the lowest validation CTC loss, not the last step's weights
     trainer = Trainer(model, CTCObjective(), train_src, val_src, recipe.train, recipe.optim, run_dir,
-                      progress=progress)
+                      hooks=hooks, progress=progress)
     t0 = time.perf_counter()
     result = trainer.fit(resume=resume and latest_checkpoint(trainer.ckpt_dir) is not None)
+    hooks.restore_best()
     model = trainer.export_model().cpu().eval()
     info = {"task": "speech_ctc", "family": family_of(cfg).name, "model": to_dict(cfg),
             "characters": vocab.characters, "features": dataclasses.asdict(recipe.features.log_mel()),
@@ -84,6 +87,7 @@ def train_speech(recipe_path: str | Path | None, overrides: list[str] | None = N
             "data_path": str(Path(recipe.data.dir).resolve()),  # where `fromzero eval` finds the manifests
             "parameters": sum(p.numel() for p in model.parameters()),
             "utterances": {split: len(data) for split, data in sets.items()}, "steps": result.step,
+            "best_step": hooks.best_step,
             "train_loss": result.train_loss, "val_loss": result.val_loss,
             "train_wall_s": time.perf_counter() - t0, "device": str(trainer.device)}
     write_with(run_dir / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
