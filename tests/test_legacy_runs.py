@@ -37,6 +37,9 @@ def legacy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+ADDED_METRICS = {"exact_match"}  # seq2seq runs report it since the Chinese -> pinyin task (issue 18)
+
+
 def _run(*argv: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -60,7 +63,10 @@ def _same_report(got: str, want: str, rel: float = 2e-3) -> None:
     ("eval_mt", ["eval", "t5_mt"]),
 ])
 def test_old_runs_evaluate_as_before(legacy: Path, key: str, argv: list[str]) -> None:
-    _same_report(_run(*argv), EXPECTED[key])
+    got = _run(*argv)
+    # metrics added since the fixture was written are new lines; every old line must stay as it was
+    got = "".join(line for line in got.splitlines(keepends=True) if line.split(":")[0].strip() not in ADDED_METRICS)
+    _same_report(got, EXPECTED[key])
 
 
 @pytest.mark.parametrize(("key", "argv"), [
