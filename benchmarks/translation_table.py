@@ -115,7 +115,10 @@ def render(result: dict[str, Any]) -> str:
               + "; ".join(f"BLEU {r['bleu']:.2f} {'>=' if r['bleu'] >= 10 else '<'} 10, chrF {r['chrf']:.2f} "
                           f"{'>=' if r['chrf'] >= 35 else '<'} 35, {r['train_wall_s'] / 60:.1f} min "
                           f"{'<=' if r['train_wall_s'] <= 1800 else '>'} 30"
-                          for r in result["rows"] if r["row"] == "t5"), END]
+                          for r in result["rows"] if r["row"] == "t5")]
+    if result.get("note"):
+        lines += ["", result["note"]]
+    lines.append(END)
     return "\n".join(lines)
 
 
@@ -125,6 +128,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/translation_table", help="work folder for the runs")
     ap.add_argument("--reuse", action="store_true", help="keep rows whose run already has eval.json")
     ap.add_argument("--render", action="store_true", help="rebuild the docs section from the saved JSON only")
+    ap.add_argument("--note", default="", help="a sentence on the conditions (e.g. other jobs on the CPU), shown "
+                                               "under the table")
     args = ap.parse_args()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if args.render:
@@ -134,7 +139,7 @@ def main() -> None:
         _fromzero("prepare-task", "bible-en-es", str(DATA))
     work = ROOT / args.out
     rows = [copy_row()] + [model_row(name, work, args.reuse) for name in args.only.split(",") if name]
-    result = {"machine": machine(), "rows": rows}
+    result = {"machine": machine(), "rows": rows, "note": args.note}
     RESULTS.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     section = render(result)
     RESULTS.with_suffix(".md").write_text(section, encoding="utf-8")
