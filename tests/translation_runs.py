@@ -29,23 +29,29 @@ def _pairs(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+def tiny_t5_base(folder: Path, words: list[str], vocab_size: int) -> Path:
+    """A tiny T5 pretrained for 4 span-corruption steps on random sentences of ``words`` (BPE, so words are few
+    tokens): the base run seq2seq fine-tuning tests start from."""
+    from fromzero.pretrain.runner import pretrain
+
+    rng = random.Random(0)
+    corpus = folder / "words.txt"
+    corpus.write_text("\n".join(" ".join(rng.choices(words, k=12)) for _ in range(300)) + "\n", encoding="utf-8")
+    pretrain(None, ["--model.name=t5-tiny", "--model.d_model=32", "--model.n_head=2", "--model.d_kv=16",
+                    "--model.d_ff=64", "--model.dropout=0.0", "--model.max_positions=64",
+                    "--data.tokenizer.kind=bpe", f"--data.tokenizer.vocab_size={vocab_size}",
+                    f"--data.inputs=[{corpus}]", "--train.max_steps=4", "--train.batch_size=4", "--train.seq_len=32",
+                    "--train.threads=1", "--train.eval_every=0", "--train.eval_batches=1", "--train.log_every=2",
+                    "--sample.prompts=[]"], out=folder / "t5", progress=False)
+    return folder / "t5"
+
+
 def make_translation_runs(folder: Path, steps: int = 40) -> tuple[Path, Path]:
     """(en->es run, es->en run): a T5 pretrained 4 steps on both vocabularies, then fully fine-tuned each way."""
     from fromzero.cli import main
-    from fromzero.pretrain.runner import pretrain
 
     folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    words = EN_WORDS + sorted(set(EN_ES.values()))
-    corpus = folder / "words.txt"
-    corpus.write_text("\n".join(" ".join(rng.choices(words, k=12)) for _ in range(300)) + "\n", encoding="utf-8")
-    base = folder / "t5"
-    pretrain(None, ["--model.name=t5-tiny", "--model.d_model=32", "--model.n_head=2", "--model.d_kv=16",
-                    "--model.d_ff=64", "--model.dropout=0.0", "--model.max_positions=64",
-                    "--data.tokenizer.kind=bpe", "--data.tokenizer.vocab_size=400", f"--data.inputs=[{corpus}]",
-                    "--train.max_steps=4", "--train.batch_size=4", "--train.seq_len=32", "--train.threads=1",
-                    "--train.eval_every=0", "--train.eval_batches=1", "--train.log_every=2", "--sample.prompts=[]"],
-             out=base, progress=False)
+    base = tiny_t5_base(folder, EN_WORDS + sorted(set(EN_ES.values())), vocab_size=400)
     files = {s: _pairs(folder / f"{s}.tsv", n, k) for s, n, k in (("train", 64, 0), ("validation", 8, 1),
                                                                    ("test", 8, 2))}
     runs = []

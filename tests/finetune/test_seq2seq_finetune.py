@@ -27,8 +27,8 @@ from fromzero.generation.seq2seq_beam import beam_search_seq2seq
 from fromzero.models import build_model, model_config
 from fromzero.models.t5 import T5, T5Config, shift_right
 from fromzero.objectives.seq2seq import Seq2SeqLM
-from fromzero.pretrain.runner import pretrain
 from fromzero.runs import load_weights
+from translation_runs import tiny_t5_base
 
 WORDS = ["red", "blue", "green", "cat", "dog", "fish", "big", "small"]
 
@@ -123,18 +123,7 @@ def _reversal_tsv(path: Path, n: int, seed: int, bad_line: int | None = None) ->
 @pytest.fixture(scope="module")
 def t5_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny T5 pretrained for 4 span-corruption steps on the toy words (BPE, so words are few tokens)."""
-    folder = tmp_path_factory.mktemp("t5base")
-    rng = random.Random(0)
-    corpus = folder / "words.txt"
-    corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=12)) for _ in range(300)) + "\n", encoding="utf-8")
-    out = folder / "t5"
-    pretrain(None, ["--model.name=t5-tiny", "--model.d_model=32", "--model.n_head=2", "--model.d_kv=16",
-                    "--model.d_ff=64", "--model.dropout=0.0", "--model.max_positions=64",
-                    "--data.tokenizer.kind=bpe", "--data.tokenizer.vocab_size=300", f"--data.inputs=[{corpus}]",
-                    "--train.max_steps=4", "--train.batch_size=4", "--train.seq_len=32", "--train.threads=1",
-                    "--train.eval_every=0", "--train.eval_batches=1", "--train.log_every=2", "--sample.prompts=[]"],
-             out=out, progress=False)
-    return out
+    return tiny_t5_base(tmp_path_factory.mktemp("t5base"), WORDS, vocab_size=300)
 
 
 @pytest.fixture(scope="module")

