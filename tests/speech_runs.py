@@ -54,3 +54,17 @@ def train_tiny_speech(data: Path, run_dir: Path) -> Path:
     recipe = Path(__file__).parents[1] / "recipes" / "speech" / "ctc_tiny.yaml"
     train_speech(recipe, [f"--data.dir={data}", *TINY_SPEECH], out=run_dir, progress=False)
     return run_dir
+
+
+def require_espeak() -> None:
+    """Skip where espeak-ng is missing; under CI=true fail instead (scripts/test.sh installs it)."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("espeak-ng") is None:
+        message = "espeak-ng is not installed: bash scripts/install_espeak.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI installs it through scripts/test.sh")
+        pytest.skip(message)

@@ -6,8 +6,6 @@ tone "speech" (tests/speech_runs.py) and runs everywhere."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,17 +19,11 @@ from fromzero.nn.ctc import ctc_beam_decode, ctc_greedy_decode
 from fromzero.speech.inference import load_speech_run
 from fromzero.speech.runner import train_speech
 from fromzero.train.loggers import read_metrics
-from speech_runs import train_tiny_speech, write_tone_set
+from speech_runs import require_espeak, train_tiny_speech, write_tone_set
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "speech" / "ctc_tiny.yaml"
 
 
-def _require_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed: bash scripts/install_espeak.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI installs it through scripts/test.sh")
-        pytest.skip(message)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -39,7 +31,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def test_synthesized_set_trains_and_scores(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    _require_espeak()
+    require_espeak()
     opts = SpeechSynthOptions(sentences=12, per_sentence=1, held_out=0.17)
     paths = prepare_speech_synth(tmp_path / "data", seed=3, options=opts)
     rows = {split: _rows(path) for split, path in paths.items()}

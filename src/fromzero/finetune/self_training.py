@@ -30,12 +30,12 @@ import torch
 
 from fromzero.atomic import require_new_folder, write_text
 from fromzero.config import field, require
-from fromzero.data.task_data import iter_jsonl_objects
-from fromzero.errors import ConfigError, DataError
+from fromzero.data.augment_text import read_text_rows
+from fromzero.errors import ConfigError
 from fromzero.eval.task_metrics import Scorer, score_outputs
 from fromzero.finetune.evaluate import finetuned_task_data, load_finetuned
 from fromzero.finetune.predict import task_outputs
-from fromzero.finetune.recipe import FinetuneRecipe, load_finetune_recipe
+from fromzero.finetune.recipe import load_finetune_recipe
 from fromzero.finetune.runner import FinetuneResult, finetune
 from fromzero.finetune.task_dataset import load_task_data
 
@@ -96,19 +96,6 @@ def round_report(indices: Sequence[int], labels: Sequence[int], gold: Sequence[i
     return {"added": len(indices), "with_gold": len(known), "accuracy": accuracy}
 
 
-def _read_pool(path: Path, recipe: FinetuneRecipe) -> list[dict[str, Any]]:
-    """The unlabeled rows (objects with a non-empty text field), each with its file:line in ``where``."""
-    rows = []
-    for row, where in iter_jsonl_objects(path):
-        text = row.get(recipe.task.text_field)
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: needs a non-empty string '{recipe.task.text_field}'")
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no rows; the unlabeled pool is empty")
-    return rows
-
-
 def _pool_probs(run_dir: Path, pool: list[dict[str, Any]], work: Path) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities (N, C) of a fine-tuned run on the pool, and its label names."""
     run = load_finetuned(run_dir)
@@ -151,7 +138,7 @@ def self_train(recipe_path: str | Path | None, unlabeled_path: str | Path, cfg: 
     if root.is_dir() and (root / REPORT_FILE).exists():
         raise ConfigError(f"{root} already holds a self-training run; choose another --out or delete it")
     require_new_folder(root, "choose another --out or delete this one")
-    pool = _read_pool(unlabeled, recipe)
+    pool = read_text_rows(unlabeled, recipe.task.text_field)  # each with a non-empty text (else file:line)
     labeled = Path(task.train).read_text(encoding="utf-8-sig").rstrip("\n") + "\n"
 
     result = finetune(recipe_path, overrides, scorer=scorer, out=root / "round_0", progress=progress)

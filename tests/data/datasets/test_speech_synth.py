@@ -4,8 +4,6 @@ espeak-ng that test skips locally and fails when CI=true (scripts/install_espeak
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from fromzero.data.audio_features import LogMelConfig, log_mel, mel_filterbank, 
 from fromzero.data.datasets import speech_synth
 from fromzero.data.datasets.speech_synth import add_noise, available_voices, synthesize, synthesize_waveform
 from fromzero.errors import ConfigError, DataError
+from speech_runs import require_espeak
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
@@ -46,16 +45,10 @@ def test_bad_settings_fail_before_running() -> None:
         synthesize_waveform("  ")
 
 
-def _require_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        message = "espeak-ng is not installed: bash scripts/install_espeak.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI installs it through scripts/test.sh")
-        pytest.skip(message)
 
 
 def test_real_synthesis_sounds_like_speech(tmp_path: Path) -> None:
-    _require_espeak()
+    require_espeak()
     path = synthesize(SENTENCE, tmp_path / "fox.wav", voice="en-us", speed=160, pitch=50)
     audio, rate = read_wav(path, sample_rate=16000, channels=1)  # raises unless 16 kHz mono 16-bit
     seconds = audio.shape[1] / rate
