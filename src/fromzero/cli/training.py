@@ -150,7 +150,7 @@ def _launch(args: argparse.Namespace, command: str) -> int:
     """Check what can be checked here, then re-run this command without --nproc on N ranks."""
     import os
 
-    from fromzero.runs import run_dir_for
+    from fromzero.runs import require_fresh_run_dir, require_resumable_run_dir, run_dir_for
     from fromzero.train.launch import launch
     from fromzero.train.parallel import check_world_size
     from fromzero.train.precision import resolve_device
@@ -166,6 +166,8 @@ def _launch(args: argparse.Namespace, command: str) -> int:
     check_world_size(recipe.train, args.nproc)
     resolve_device(recipe.train.device)  # `device: cuda` without a GPU: one line, before any process starts
     run_dir = run_dir_for(args.out, recipe.out, args.recipe, "run" if command == "pretrain" else "finetune")
+    # checked here too: a rank that raises it first would have the launcher stop rank 0 mid-message
+    (require_resumable_run_dir if args.resume else require_fresh_run_dir)(run_dir)
     argv = [command, *([args.recipe] if args.recipe else []), *(["--out", args.out] if args.out else []),
             *(["--resume"] if args.resume else []), *(["--no-progress"] if args.no_progress else []),
             *args.overrides]
