@@ -5,8 +5,9 @@ The rule each row checks: exit code 2, exactly one line on stderr (``error: ...`
 command was given (an existing file or non-empty folder there is left exactly as it was); and every input file
 byte-identical afterwards. A row is (id, argv, expected substrings of the error line, setup, output path).
 
-Rows run concurrently (one subprocess each, in its own folder, which is also the working directory); the
-trained runs they start from are built once per session and copied into each row's folder.
+Rows run concurrently (one process each, in its own folder, which is also the working directory: a fork of an
+interpreter that has imported fromzero once, tests/forked_cli.py); the trained runs they start from are built
+once per session and copied into each row's folder. The tests at the end start ``python -m fromzero`` afresh.
 ``issue-N`` in a row id marks a case from the bad-inputs issue.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import random
 import re
 import shutil
@@ -31,6 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
+from forked_cli import ForkServer
 from toy_data import finetune_topic_run, make_topic_rows
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -958,14 +961,17 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _run(outcome: Outcome) -> Outcome:
+def _run(outcome: Outcome, servers: queue.Queue[ForkServer]) -> Outcome:
     if outcome.error is not None:
         return outcome
     t0 = time.perf_counter()
+    server = servers.get()
     try:
-        outcome.proc = fromzero(outcome.argv, outcome.folder)
+        outcome.proc = server.run(outcome.argv, outcome.folder, TIMEOUT_S)
     except subprocess.TimeoutExpired as err:
         outcome.error = f"no answer within {TIMEOUT_S}s: {err}"
+    finally:
+        servers.put(server)
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
@@ -1006,8 +1012,19 @@ def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             continue
         out_existed = r.out is not None and (folder_ / r.out).exists()
         pending[r.id] = Outcome(argv, folder_, snapshot(folder_), out_existed)
+    # each command in a fork of a preloaded interpreter (tests/forked_cli.py): the start-up, not the command,
+    # was most of this table's time
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return dict(zip(pending, pool.map(_run, pending.values()), strict=True))
+        started = list(pool.map(lambda _: ForkServer(_env()), range(WORKERS)))
+    servers: queue.Queue[ForkServer] = queue.Queue()
+    for server in started:
+        servers.put(server)
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            return dict(zip(pending, pool.map(lambda o: _run(o, servers), pending.values()), strict=True))
+    finally:
+        for server in started:
+            server.close()
 
 
 def _contains(line: str, expected: Expect) -> bool:
