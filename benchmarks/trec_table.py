@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -46,6 +45,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from finetune_table import write_results  # noqa: E402
 
 from fromzero.cli import main as fromzero_main  # noqa: E402
+from fromzero.train.precision_probe import cpu_summary  # noqa: E402
 
 START, END = "<!-- trec_table:start -->", "<!-- trec_table:end -->"
 ROWS = ("baselines", "zero_shot", "few_shot", "full", "lora", "lstm", "augment")
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=2), encoding="utf-8")  # a failed later row keeps this one
     results["meta"] = {"base": args.base, "data": args.data,
-                       "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads 1",
+                       "machine": f"{cpu_summary()}, {os.cpu_count()} cores, torch threads 1",
                        "seeds": args.seeds, "aug_steps": " ".join(ctx.steps(AUG_STEPS))}
     saved.write_text(json.dumps(results, indent=2), encoding="utf-8")
     section = render(results)
