@@ -46,7 +46,7 @@ LMS = {"lstm": ("recipes/rnn_lm.yaml", "LSTM classifier (LSTM LM pretrained on t
 
 
 def _done(run: Path) -> bool:
-    return (run / "model.safetensors").is_file() and (run / "summary.json").is_file()
+    return (run / "model.safetensors").is_file() and any((run / f).is_file() for f in ("summary.json", "eval.json"))
 
 
 def _timed(run: Path, *argv: str) -> float | None:
