@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chinese_table import _done  # noqa: E402  (a finished run: weights + summary.json or eval.json)
 from finetune_table import ROOT, _fromzero, write_results  # noqa: E402
 
 from fromzero.train.precision_probe import cpu_summary  # noqa: E402
@@ -43,10 +44,6 @@ LMS = {"lstm": ("recipes/rnn_lm.yaml", "LSTM classifier (LSTM LM pretrained on t
                 "rnn 2 x 256"),
        "gpt": ("recipes/quickstart.yaml", "GPT classifier (char GPT pretrained on the training reviews)",
                "gpt-char-small, 4 x 128")}
-
-
-def _done(run: Path) -> bool:
-    return (run / "model.safetensors").is_file() and any((run / f).is_file() for f in ("summary.json", "eval.json"))
 
 
 def _timed(run: Path, *argv: str) -> float | None:
